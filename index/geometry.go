@@ -1,0 +1,218 @@
+package index
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/twpayne/go-proj/v11"
+)
+
+// PixelSize is the ground size of one embedding pixel in metres.
+const PixelSize = 10.0
+
+// southOffset is the false northing of the southern UTM zones (EPSG:327NN).
+// Subtracting it makes one zone a single grid across the equator.
+const southOffset = 10_000_000.0
+
+// TileCoord names a 0.1° source tile by its centre, in hundredths of a
+// degree, so that it is exact and comparable: grid_-0.05_52.05 is {-5, 5205}.
+type TileCoord struct {
+	Lon100, Lat100 int
+}
+
+// Lon is the tile centre's longitude in degrees.
+func (c TileCoord) Lon() float64 { return float64(c.Lon100) / 100 }
+
+// Lat is the tile centre's latitude in degrees.
+func (c TileCoord) Lat() float64 { return float64(c.Lat100) / 100 }
+
+// Name is the tile's base name in the source layout, e.g. "grid_-0.05_52.05".
+func (c TileCoord) Name() string {
+	return "grid_" + hundredths(c.Lon100) + "_" + hundredths(c.Lat100)
+}
+
+func (c TileCoord) String() string { return c.Name() }
+
+// hundredths prints v/100 with exactly two decimals, without going through
+// floating point.
+func hundredths(v int) string {
+	sign := ""
+	if v < 0 {
+		sign, v = "-", -v
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, v/100, v%100)
+}
+
+// Less orders tiles by (lon, lat) ascending: the order in which overlapping
+// tiles are written, a later tile overwriting an earlier one.
+func (c TileCoord) Less(o TileCoord) bool {
+	if c.Lon100 != o.Lon100 {
+		return c.Lon100 < o.Lon100
+	}
+	return c.Lat100 < o.Lat100
+}
+
+// ParseTileName parses "grid_<lon>_<lat>" (two decimals each, centres on the
+// 0.05 + k·0.1 grid) into a TileCoord.
+func ParseTileName(name string) (TileCoord, error) {
+	rest, ok := strings.CutPrefix(name, "grid_")
+	if !ok {
+		return TileCoord{}, fmt.Errorf("tile name %q: want grid_<lon>_<lat>", name)
+	}
+	lonS, latS, ok := strings.Cut(rest, "_")
+	if !ok {
+		return TileCoord{}, fmt.Errorf("tile name %q: want grid_<lon>_<lat>", name)
+	}
+	lon, err := parseHundredths(lonS)
+	if err != nil {
+		return TileCoord{}, fmt.Errorf("tile name %q: longitude: %w", name, err)
+	}
+	lat, err := parseHundredths(latS)
+	if err != nil {
+		return TileCoord{}, fmt.Errorf("tile name %q: latitude: %w", name, err)
+	}
+	c := TileCoord{lon, lat}
+	if lon <= -18000 || lon >= 18000 || lat <= -9000 || lat >= 9000 {
+		return TileCoord{}, fmt.Errorf("tile name %q: centre out of range", name)
+	}
+	if mod(lon, 10) != 5 || mod(lat, 10) != 5 {
+		return TileCoord{}, fmt.Errorf("tile name %q: centre not on the 0.05 + k·0.1 grid", name)
+	}
+	if c.Name() != name {
+		return TileCoord{}, fmt.Errorf("tile name %q: not in canonical form %q", name, c.Name())
+	}
+	return c, nil
+}
+
+func parseHundredths(s string) (int, error) {
+	neg := strings.HasPrefix(s, "-")
+	whole, frac, ok := strings.Cut(strings.TrimPrefix(s, "-"), ".")
+	if !ok || len(frac) != 2 || whole == "" {
+		return 0, fmt.Errorf("%q: want exactly two decimals", s)
+	}
+	w, err := strconv.Atoi(whole)
+	if err != nil || w < 0 {
+		return 0, fmt.Errorf("%q: not a number", s)
+	}
+	f, err := strconv.Atoi(frac)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q: not a number", s)
+	}
+	v := w*100 + f
+	if neg {
+		v = -v
+	}
+	return v, nil
+}
+
+func mod(a, m int) int { return ((a % m) + m) % m }
+
+// Zone is the tile's UTM zone, floor((lon+180)/6)+1 clamped to 1..60.
+func (c TileCoord) Zone() int { return UTMZone(c.Lon()) }
+
+// UTMZone returns floor((lon+180)/6)+1 clamped to 1..60.
+func UTMZone(lon float64) int {
+	z := int(math.Floor((lon+180)/6)) + 1
+	return min(max(z, 1), 60)
+}
+
+// ZoneEPSG is the zone group's CRS code, always northern: "EPSG:326NN".
+func ZoneEPSG(zone int) string { return fmt.Sprintf("EPSG:326%02d", zone) }
+
+// TileEPSG is the tile's own CRS: EPSG:326NN north of the equator (centre
+// latitude ≥ 0), EPSG:327NN south of it.
+func (c TileCoord) TileEPSG() string {
+	if c.Lat100 >= 0 {
+		return fmt.Sprintf("EPSG:326%02d", c.Zone())
+	}
+	return fmt.Sprintf("EPSG:327%02d", c.Zone())
+}
+
+// Footprint is a tile's pixel grid in its zone's canonical UTM coordinates.
+// OriginE/OriginN is the upper-left corner (not snapped to 10 m).
+type Footprint struct {
+	OriginE, OriginN float64
+	W, H             int
+}
+
+// Projector projects between CRSs. It holds one PROJ context, which PROJ
+// locks per call, so a Projector must not be shared between goroutines:
+// give each worker its own.
+type Projector struct {
+	ctx *proj.Context
+	pjs map[[2]string]*proj.PJ
+}
+
+// NewProjector returns a Projector with its own PROJ context. go-proj frees
+// PROJ objects with finalizers, so there is nothing to close.
+func NewProjector() *Projector {
+	return &Projector{ctx: proj.NewContext(), pjs: map[[2]string]*proj.PJ{}}
+}
+
+func (p *Projector) pj(src, dst string) (*proj.PJ, error) {
+	k := [2]string{src, dst}
+	if pj, ok := p.pjs[k]; ok {
+		return pj, nil
+	}
+	pj, err := p.ctx.NewCRSToCRS(src, dst, nil)
+	if err != nil {
+		return nil, fmt.Errorf("proj %s → %s: %w", src, dst, err)
+	}
+	p.pjs[k] = pj
+	return pj, nil
+}
+
+// Transform transforms coords in place from src to dst CRS. Use "OGC:CRS84"
+// for lon/lat input: EPSG:4326 is lat/lon order.
+func (p *Projector) Transform(src, dst string, coords []proj.Coord) error {
+	pj, err := p.pj(src, dst)
+	if err != nil {
+		return err
+	}
+	if err := pj.ForwardArray(coords); err != nil {
+		return fmt.Errorf("proj %s → %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// Footprint computes a tile's grid (spec §2): its four corners projected to
+// the tile's own UTM CRS, southern northings made canonical, then
+// W = round((max_e − origin_e)/10), H = round((origin_n − min_n)/10) with
+// round half to even.
+func (p *Projector) Footprint(c TileCoord) (Footprint, error) {
+	lon, lat := c.Lon(), c.Lat()
+	const h = 0.05
+	corners := []proj.Coord{
+		{lon - h, lat + h}, // ul
+		{lon + h, lat + h}, // ur
+		{lon - h, lat - h}, // ll
+		{lon + h, lat - h}, // lr
+	}
+	if err := p.Transform("OGC:CRS84", c.TileEPSG(), corners); err != nil {
+		return Footprint{}, fmt.Errorf("tile %s: %w", c, err)
+	}
+	if c.Lat100 < 0 {
+		for i := range corners {
+			corners[i][1] -= southOffset
+		}
+	}
+	ul, ur, ll, lr := corners[0], corners[1], corners[2], corners[3]
+	originE := math.Min(ul[0], ll[0])
+	originN := math.Max(ul[1], ur[1])
+	maxE := math.Max(ur[0], lr[0])
+	minN := math.Min(ll[1], lr[1])
+	f := Footprint{
+		OriginE: originE,
+		OriginN: originN,
+		W:       int(math.RoundToEven((maxE - originE) / PixelSize)),
+		H:       int(math.RoundToEven((originN - minN) / PixelSize)),
+	}
+	for _, v := range []float64{originE, originN, maxE, minN} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return Footprint{}, fmt.Errorf("tile %s: corner does not project to %s", c, c.TileEPSG())
+		}
+	}
+	return f, nil
+}
