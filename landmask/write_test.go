@@ -2,8 +2,11 @@ package landmask
 
 import (
 	"bytes"
+	"compress/zlib"
 	"encoding/binary"
+	"fmt"
 	"image"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -128,5 +131,56 @@ func TestWriteErrors(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("left %d files behind after errors", len(entries))
+	}
+}
+
+func TestEncodeUniform(t *testing.T) {
+	tests := []struct {
+		w, h int
+		v    uint8
+	}{
+		{1, 1, 1}, {1, 2, 0}, {257, 1, 1}, {259, 1, 1}, {155, 1120, 1}, {1113, 1105, 1}, {300, 7, 143}, {300, 7, 144}, {31, 17, 255},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("%dx%d=%d", tc.w, tc.h, tc.v), func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := EncodeUniform(&buf, tc.w, tc.h, tc.v); err != nil {
+				t.Fatal(err)
+			}
+			raw := buf.Bytes()
+			checkTags(t, raw)
+			// The strip is a valid zlib stream, Adler-32 included.
+			off := binary.LittleEndian.Uint32(raw[4:]) // IFD offset: the strip is [8, off)
+			zr, err := zlib.NewReader(bytes.NewReader(raw[8:off]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatalf("inflate: %v", err)
+			}
+			if !bytes.Equal(data, bytes.Repeat([]byte{tc.v}, tc.w*tc.h)) {
+				t.Fatalf("inflated %d bytes, not %d × %d", len(data), tc.w, tc.h)
+			}
+			img, err := tiff.Decode(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := img.(*image.Gray)
+			if g.Rect != image.Rect(0, 0, tc.w, tc.h) || !bytes.Equal(g.Pix, data) {
+				t.Fatalf("decoded %v", g.Rect)
+			}
+		})
+	}
+	for _, bad := range [][2]int{{0, 1}, {1, 0}, {70000, 1}} {
+		if err := EncodeUniform(io.Discard, bad[0], bad[1], 1); err == nil {
+			t.Errorf("EncodeUniform(%d × %d): no error", bad[0], bad[1])
+		}
+	}
+}
+
+func BenchmarkEncodeUniform(b *testing.B) {
+	for b.Loop() {
+		EncodeUniform(io.Discard, 1113, 1105, 1)
 	}
 }
