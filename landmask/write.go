@@ -36,7 +36,10 @@ func Write(path string, w, h int, pix []uint8) error {
 	}
 	tmp := f.Name()
 	bw := bufio.NewWriterSize(f, 1<<16)
-	err = Encode(bw, w, h, pix)
+	err = f.Chmod(0o644) // CreateTemp makes 0600; a mask is data for others
+	if err == nil {
+		err = Encode(bw, w, h, pix)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}

@@ -42,6 +42,9 @@ func TestWriteRoundTrip(t *testing.T) {
 			if err := Write(path, tc.w, tc.h, pix); err != nil {
 				t.Fatal(err)
 			}
+			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o644 {
+				t.Fatalf("stat %v, %v: want mode 0644", fi.Mode(), err)
+			}
 			raw, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
