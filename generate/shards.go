@@ -1,0 +1,247 @@
+package generate
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+
+	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/npy"
+	"github.com/tesserafs/tesserafs/zarr"
+)
+
+// Worker holds the buffers and the encoder of one generation at a time.
+// It is not safe for concurrent use: a pool hands one to each goroutine.
+type Worker struct {
+	enc     *zarr.ShardEncoder
+	emb     []byte    // ShardSize² × Bands int8, the shard's embeddings
+	scales  []float32 // ShardSize² float32, the shard's scales
+	covered []bool    // InnerPerSide², an inner chunk has a tile pixel
+	chunk   []byte    // one raw inner chunk
+	row     []byte    // one row of a tile window (3-D scales are the widest)
+	out     []byte    // encoded shard, reused between calls
+}
+
+// NewWorker allocates a worker's buffers (about 9 MiB plus the encoder).
+func NewWorker() *Worker {
+	return &Worker{
+		enc:     zarr.NewShardEncoder(ZstdLevel),
+		emb:     make([]byte, ShardSize*ShardSize*Bands),
+		scales:  make([]float32, ShardSize*ShardSize),
+		covered: make([]bool, InnerPerSide*InnerPerSide),
+		chunk:   make([]byte, InnerSize*InnerSize*Bands),
+		row:     make([]byte, ShardSize*Bands*4),
+	}
+}
+
+// window is the part of one placed tile that falls inside a shard, in
+// zone pixels [r0,r1)×[c0,c1).
+type window struct {
+	p              index.Placement
+	r0, r1, c0, c1 int
+}
+
+// shardWindows clips the placements overlapping shard (i, j) to it, in
+// write order, and marks the inner chunks they cover.
+func (w *Worker) shardWindows(z *index.ZoneGrid, i, j int) []window {
+	sr, sc := i*ShardSize, j*ShardSize
+	clear(w.covered)
+	var wins []window
+	for _, p := range z.Overlapping(sr, sc, sr+ShardSize, sc+ShardSize) {
+		win := window{p: p,
+			r0: max(sr, p.Row), r1: min(sr+ShardSize, p.Row+p.Tile.H),
+			c0: max(sc, p.Col), c1: min(sc+ShardSize, p.Col+p.Tile.W)}
+		if win.r0 >= win.r1 || win.c0 >= win.c1 {
+			continue
+		}
+		wins = append(wins, win)
+		for ci := (win.r0 - sr) / InnerSize; ci <= (win.r1-1-sr)/InnerSize; ci++ {
+			for cj := (win.c0 - sc) / InnerSize; cj <= (win.c1-1-sc)/InnerSize; cj++ {
+				w.covered[ci*InnerPerSide+cj] = true
+			}
+		}
+	}
+	return wins
+}
+
+// Inputs lists the source files a shard of zone z at (i, j) is built from,
+// for the cache fingerprint: every input of every overlapping tile.
+func Inputs(z *index.ZoneGrid, i, j int) []index.FileStamp {
+	sr, sc := i*ShardSize, j*ShardSize
+	var in []index.FileStamp
+	for _, p := range z.Overlapping(sr, sc, sr+ShardSize, sc+ShardSize) {
+		in = append(in, p.Tile.Inputs...)
+	}
+	return in
+}
+
+// openChecked opens a tile's .npy and checks that it is still the file
+// that was indexed: a tile replaced since discovery must not be served
+// under the old geometry and fingerprint.
+func openChecked(t *index.Tile, path string) (*npy.File, error) {
+	f, err := npy.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tile %s: %w", t.Coord, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("tile %s: %w", t.Coord, err)
+	}
+	for _, s := range t.Inputs {
+		if s.Path == path && (s.Size != fi.Size() || !s.ModTime.Equal(fi.ModTime())) {
+			f.Close()
+			return nil, fmt.Errorf("tile %s: %s changed since the tiles were indexed (restart to re-index)", t.Coord, path)
+		}
+	}
+	return f, nil
+}
+
+// EmbeddingsShard returns the encoded embeddings shard (i, j) of zone z,
+// or nil if no tile touches it.
+func (w *Worker) EmbeddingsShard(z *index.ZoneGrid, i, j int) ([]byte, error) {
+	wins := w.shardWindows(z, i, j)
+	if len(wins) == 0 {
+		return nil, nil
+	}
+	if err := w.fillEmbeddings(i, j, wins); err != nil {
+		return nil, err
+	}
+	const px = Bands // bytes per pixel
+	return w.encode(InnerSize*InnerSize*px, func(ci, cj int, dst []byte) {
+		for k := range InnerSize {
+			copy(dst[k*InnerSize*px:], w.emb[((ci*InnerSize+k)*ShardSize+cj*InnerSize)*px:][:InnerSize*px])
+		}
+	})
+}
+
+// fillEmbeddings paints w.emb for shard (i, j) from its windows, in write
+// order. The buffer is cleared first: an inner chunk that a tile covers
+// only partly must hold the fill value 0, not a previous shard's bytes, in
+// the pixels no tile covers.
+func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
+	clear(w.emb)
+	sr, sc := i*ShardSize, j*ShardSize
+	const px = Bands // bytes per pixel
+	for _, win := range wins {
+		t := win.p.Tile
+		f, err := openChecked(t, t.Embeddings)
+		if err != nil {
+			return err
+		}
+		n := (win.c1 - win.c0) * px
+		for r := win.r0; r < win.r1; r++ {
+			dst := w.emb[((r-sr)*ShardSize+(win.c0-sc))*px:][:n]
+			off := (int64(r-win.p.Row)*int64(t.W) + int64(win.c0-win.p.Col)) * px
+			if _, err := f.ReadAt(dst, off); err != nil {
+				f.Close()
+				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Embeddings, err)
+			}
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// ScalesShard returns the encoded scales shard (i, j) of zone z, or nil if
+// no tile touches it. Water pixels and non-finite scales become NaN;
+// 3-D scales are reduced by NaN-aware max over bands.
+func (w *Worker) ScalesShard(z *index.ZoneGrid, i, j int, masks *Masks) ([]byte, error) {
+	wins := w.shardWindows(z, i, j)
+	if len(wins) == 0 {
+		return nil, nil
+	}
+	if err := w.fillScales(z, i, j, wins, masks); err != nil {
+		return nil, err
+	}
+	return w.encode(InnerSize*InnerSize*4, func(ci, cj int, dst []byte) {
+		for k := range InnerSize {
+			src := w.scales[(ci*InnerSize+k)*ShardSize+cj*InnerSize:][:InnerSize]
+			for x, v := range src {
+				binary.LittleEndian.PutUint32(dst[(k*InnerSize+x)*4:], math.Float32bits(v))
+			}
+		}
+	})
+}
+
+// fillScales paints w.scales for shard (i, j) from its windows, in write
+// order; pixels no tile covers are NaN.
+func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *Masks) error {
+	nan := float32(math.NaN())
+	for k := range w.scales {
+		w.scales[k] = nan
+	}
+	sr, sc := i*ShardSize, j*ShardSize
+	for _, win := range wins {
+		t := win.p.Tile
+		f, err := openChecked(t, t.Scales)
+		if err != nil {
+			return err
+		}
+		mask := masks.Mask(t)
+		bands := max(t.ScalesBands, 1)
+		n := win.c1 - win.c0
+		row := w.row[:n*bands*4]
+		for r := win.r0; r < win.r1; r++ {
+			tr := r - win.p.Row
+			tc0 := win.c0 - win.p.Col
+			off := (int64(tr)*int64(t.W) + int64(tc0)) * int64(bands) * 4
+			if _, err := f.ReadAt(row, off); err != nil {
+				f.Close()
+				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Scales, err)
+			}
+			dst := w.scales[(r-sr)*ShardSize+(win.c0-sc):][:n]
+			for x := range n {
+				v := nanMax(row[x*bands*4:][:bands*4])
+				if mask != nil && mask[tr*t.W+tc0+x] == 0 {
+					v = nan
+				}
+				dst[x] = v
+			}
+		}
+		f.Close()
+	}
+	return nil
+}
+
+// nanMax returns the NaN-aware max of little-endian float32 values, NaN if
+// all are NaN; ±Inf becomes NaN (non-finite scales mark no data).
+func nanMax(b []byte) float32 {
+	best := float32(math.NaN())
+	for k := 0; k < len(b); k += 4 {
+		v := math.Float32frombits(binary.LittleEndian.Uint32(b[k:]))
+		if v != v {
+			continue
+		}
+		if best != best || v > best {
+			best = v
+		}
+	}
+	if math.IsInf(float64(best), 0) {
+		return float32(math.NaN())
+	}
+	return best
+}
+
+// encode builds a shard of InnerPerSide² inner chunks of chunkBytes each;
+// gather copies inner chunk (ci, cj) into dst. Inner chunks that no tile
+// covers are left out (absent = fill value).
+func (w *Worker) encode(chunkBytes int, gather func(ci, cj int, dst []byte)) ([]byte, error) {
+	if cap(w.chunk) < chunkBytes {
+		w.chunk = make([]byte, chunkBytes)
+	}
+	buf := w.chunk[:chunkBytes]
+	out, err := w.enc.Encode(w.out[:0], InnerPerSide*InnerPerSide, func(k int) []byte {
+		if !w.covered[k] {
+			return nil
+		}
+		gather(k/InnerPerSide, k%InnerPerSide, buf)
+		return buf
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.out = out
+	return append([]byte(nil), out...), nil
+}

@@ -1,0 +1,420 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tesserafs/tesserafs/generate"
+	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/zarr"
+)
+
+// FormatVersion changes whenever the bytes generated for the same inputs
+// change, so cached chunks of an older tesserafs are never served.
+const FormatVersion = "tesserafs-store-1"
+
+// ErrNotFound is returned for a key that does not exist. It matches
+// fs.ErrNotExist under errors.Is.
+var ErrNotFound = fmt.Errorf("key not found: %w", fs.ErrNotExist)
+
+// Cache keeps generated chunks. Implementations must be safe for
+// concurrent use; fp is the chunk's input fingerprint, and an entry must
+// only be returned for the same key and fingerprint.
+type Cache interface {
+	Get(key string, fp []byte) ([]byte, bool)
+	Size(key string, fp []byte) (int64, bool)
+	Put(key string, fp []byte, data []byte)
+}
+
+// Options configure a Store.
+type Options struct {
+	Workers    int            // concurrent generations; default GOMAXPROCS
+	Build      generate.Build // attributes of the zone groups
+	Cache      Cache          // nil: no cache
+	MaskBudget int64          // bytes of decoded landmasks kept; default 256 MiB
+	Logger     *slog.Logger
+}
+
+// Stats counts what a Store did, for tests, benchmarks and `cache stats`.
+type Stats struct {
+	Generated int64 // chunks generated
+	CacheHits int64 // chunks served from the cache
+	Bytes     int64 // bytes of generated chunks
+}
+
+// Store is the virtual key space of one tiles catalogue. Safe for
+// concurrent use.
+type Store struct {
+	cat     *index.Catalogue
+	opts    Options
+	log     *slog.Logger
+	root    *dirNode
+	masks   *generate.Masks
+	workers chan *generate.Worker
+	flight  singleflight.Group
+	modTime time.Time
+
+	generated, hits, bytes atomic.Int64
+
+	mu       sync.Mutex // guards problems
+	problems []index.Problem
+}
+
+// New builds the key space of every year and zone of cat. Nothing is
+// generated until asked for.
+func New(cat *index.Catalogue, opts Options) (*Store, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.MaskBudget <= 0 {
+		opts.MaskBudget = 256 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Store{
+		cat:     cat,
+		opts:    opts,
+		log:     opts.Logger,
+		workers: make(chan *generate.Worker, opts.Workers),
+		modTime: time.Now().Truncate(time.Second),
+	}
+	s.masks = generate.NewMasks(opts.MaskBudget, s.addProblem)
+	for range opts.Workers {
+		s.workers <- nil // allocated on first use
+	}
+	root, err := s.buildTree()
+	if err != nil {
+		return nil, err
+	}
+	s.root = root
+	return s, nil
+}
+
+func (s *Store) addProblem(p index.Problem) {
+	s.log.Warn("source tile", "path", p.Path, "reason", p.Reason)
+	s.mu.Lock()
+	s.problems = append(s.problems, p)
+	s.mu.Unlock()
+}
+
+// Problems returns the warnings met while generating (unreadable landmasks).
+func (s *Store) Problems() []index.Problem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]index.Problem(nil), s.problems...)
+}
+
+// Catalogue returns the index the store serves.
+func (s *Store) Catalogue() *index.Catalogue { return s.cat }
+
+// Stats returns the counters so far.
+func (s *Store) Stats() Stats {
+	return Stats{Generated: s.generated.Load(), CacheHits: s.hits.Load(), Bytes: s.bytes.Load()}
+}
+
+// ModTime is the modification time reported for every key.
+func (s *Store) ModTime() time.Time { return s.modTime }
+
+// Info describes a key.
+type Info struct {
+	Name  string
+	Size  int64
+	IsDir bool
+}
+
+// DirEntry is one name in a directory listing.
+type DirEntry struct {
+	Name  string
+	IsDir bool
+}
+
+func notFound(key string) error { return fmt.Errorf("%s: %w", key, ErrNotFound) }
+
+func baseName(key string) string {
+	key = strings.Trim(key, "/")
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[i+1:]
+	}
+	if key == "" {
+		return "."
+	}
+	return key
+}
+
+// Stat returns a key's name, size and kind. The size of a chunk is exact,
+// so Stat of a chunk not yet generated generates it (or reads its size
+// from the cache).
+func (s *Store) Stat(ctx context.Context, key string) (Info, error) {
+	r, ok := s.resolve(key)
+	if !ok {
+		return Info{}, notFound(key)
+	}
+	info := Info{Name: baseName(key), IsDir: r.isDir()}
+	if info.IsDir {
+		return info, nil
+	}
+	if f, ok := r.n.(*fileNode); ok {
+		b, err := f.get(ctx)
+		info.Size = int64(len(b))
+		return info, err
+	}
+	if s.opts.Cache != nil {
+		if in := r.arr.chunks.Inputs(r.coords); in != nil {
+			if n, ok := s.opts.Cache.Size(key, fingerprint(key, in)); ok {
+				info.Size = n
+				return info, nil
+			}
+		}
+	}
+	b, err := s.chunk(ctx, key, r)
+	info.Size = int64(len(b))
+	return info, err
+}
+
+// Get returns a key's bytes.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	r, ok := s.resolve(key)
+	if !ok {
+		return nil, notFound(key)
+	}
+	if r.isDir() {
+		return nil, fmt.Errorf("%s: is a directory", key)
+	}
+	if f, ok := r.n.(*fileNode); ok {
+		return f.get(ctx)
+	}
+	return s.chunk(ctx, key, r)
+}
+
+// ReadDir lists a directory from the index alone: it never generates.
+func (s *Store) ReadDir(ctx context.Context, key string) ([]DirEntry, error) {
+	r, ok := s.resolve(key)
+	if !ok {
+		return nil, notFound(key)
+	}
+	switch n := r.n.(type) {
+	case *dirNode:
+		out := make([]DirEntry, len(n.names))
+		for i, name := range n.names {
+			_, isFile := n.children[name].(*fileNode)
+			out[i] = DirEntry{Name: name, IsDir: !isFile}
+		}
+		return out, nil
+	case *arrayNode:
+		return []DirEntry{{Name: "c", IsDir: true}, {Name: "zarr.json"}}, nil
+	}
+	if !r.isDir() {
+		return nil, fmt.Errorf("%s: not a directory", key)
+	}
+	src := r.arr.chunks
+	isDir := len(r.coords)+1 < src.Dims()
+	coords := src.List(r.coords)
+	out := make([]DirEntry, len(coords))
+	for i, c := range coords {
+		out[i] = DirEntry{Name: strconv.Itoa(c), IsDir: isDir}
+	}
+	return out, nil
+}
+
+// fingerprint identifies a chunk's content: the format version, its key,
+// and the path, size and modification time of every input file.
+func fingerprint(key string, inputs []index.FileStamp) []byte {
+	h := sha256.New()
+	var n [8]byte
+	put := func(s string) {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	put(FormatVersion)
+	put(key)
+	for _, in := range inputs {
+		put(in.Path)
+		binary.LittleEndian.PutUint64(n[:], uint64(in.Size))
+		h.Write(n[:])
+		binary.LittleEndian.PutUint64(n[:], uint64(in.ModTime.UnixNano()))
+		h.Write(n[:])
+	}
+	return h.Sum(nil)
+}
+
+// chunk returns a chunk's bytes: from the cache, or generated once however
+// many callers ask for it at the same time.
+func (s *Store) chunk(ctx context.Context, key string, r resolved) ([]byte, error) {
+	src := r.arr.chunks
+	inputs := src.Inputs(r.coords)
+	cache := s.opts.Cache
+	if inputs == nil {
+		cache = nil // cheap to compute: not worth a cache entry
+	}
+	var fp []byte
+	if cache != nil {
+		fp = fingerprint(key, inputs)
+		if b, ok := cache.Get(key, fp); ok {
+			s.hits.Add(1)
+			return b, nil
+		}
+	}
+	ch := s.flight.DoChan(key, func() (any, error) {
+		if cache != nil {
+			if b, ok := cache.Get(key, fp); ok { // made while we waited
+				s.hits.Add(1)
+				return b, nil
+			}
+		}
+		// The generation outlives a cancelled caller: others may wait on it.
+		gctx := context.WithoutCancel(ctx)
+		w := <-s.workers
+		defer func() { s.workers <- w }()
+		if w == nil {
+			w = generate.NewWorker()
+		}
+		b, err := src.Generate(gctx, w, r.coords)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		if b == nil {
+			return nil, fmt.Errorf("%s: listed but has no data: %w", key, ErrNotFound)
+		}
+		s.generated.Add(1)
+		s.bytes.Add(int64(len(b)))
+		if cache != nil {
+			cache.Put(key, fp, b)
+		}
+		return b, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.([]byte), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// onceData memoizes a small file's bytes.
+type onceData struct {
+	once sync.Once
+	data []byte
+	err  error
+}
+
+func (f *fileNode) get(ctx context.Context) ([]byte, error) {
+	f.once.Do(func() { f.data, f.err = f.gen(ctx) })
+	return f.data, f.err
+}
+
+// encodeJSON is how every JSON document of the store is written: indented
+// by two spaces, with a final newline.
+func encodeJSON(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func jsonFile(v any) *fileNode {
+	return &fileNode{gen: func(context.Context) ([]byte, error) { return encodeJSON(v) }}
+}
+
+// Walk calls fn for every file key under prefix, depth first in listing
+// order, from the index alone.
+func (s *Store) Walk(ctx context.Context, prefix string, fn func(key string) error) error {
+	entries, err := s.ReadDir(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		key := e.Name
+		if p := strings.Trim(prefix, "/"); p != "" {
+			key = p + "/" + e.Name
+		}
+		if e.IsDir {
+			err = s.Walk(ctx, key, fn)
+		} else {
+			err = fn(key)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// groupPaths collects, under dir d at path p, every group and array with
+// its metadata, for consolidated metadata.
+func collectMeta(d *dirNode, p string, out map[string]any) {
+	for _, name := range d.names {
+		path := name
+		if p != "" {
+			path = p + "/" + name
+		}
+		switch n := d.children[name].(type) {
+		case *dirNode:
+			if n.group != nil {
+				out[path] = *n.group
+			}
+			collectMeta(n, path, out)
+		case *arrayNode:
+			out[path] = n.meta
+		}
+	}
+}
+
+func consolidated(d *dirNode) *zarr.ConsolidatedMetadata {
+	m := map[string]any{}
+	collectMeta(d, "", m)
+	paths := make([]string, 0, len(m))
+	for p := range m {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	c := &zarr.ConsolidatedMetadata{}
+	for _, p := range paths {
+		c.Entries = append(c.Entries, zarr.Entry{Path: p, Node: m[p]})
+	}
+	return c
+}
+
+// Fingerprint identifies everything the store's bytes depend on: the
+// format version, the build attributes, and the path, size and
+// modification time of every input of every tile. Two stores with the same
+// fingerprint serve the same bytes.
+func (s *Store) Fingerprint() string {
+	h := sha256.New()
+	b, _ := json.Marshal(s.opts.Build)
+	fmt.Fprintf(h, "%s\n%s\n", FormatVersion, b)
+	for _, y := range s.cat.Years {
+		for _, z := range y.Zones {
+			fmt.Fprintf(h, "year %d zone %d\n", y.Year, z.Zone)
+			for _, p := range z.Placements {
+				for _, in := range p.Tile.Inputs {
+					fmt.Fprintf(h, "%s %d %d\n", in.Path, in.Size, in.ModTime.UnixNano())
+				}
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
