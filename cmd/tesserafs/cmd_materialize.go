@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tesserafs/tesserafs/generate"
+	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/materializer"
+	"github.com/tesserafs/tesserafs/store"
+)
+
+func init() { subcommands = append(subcommands, newMaterializeCmd) }
+
+type materializeOptions struct {
+	tileOptions
+	Out string
+}
+
+func newMaterializeCmd() *cobra.Command {
+	var o materializeOptions
+	cmd := &cobra.Command{
+		Use:   "materialize --tiles DIR --out DIR",
+		Short: "Write the year stores and the STAC catalog to disk",
+		Long: `Materialize writes <out>/<year>.zarr/ for every year (or those given) and the
+STAC catalog (<out>/catalog.json and below), generating every shard from the
+source tiles in parallel. Every file is written atomically; a run that was
+interrupted is finished by running the same command again.
+
+Tiles that cannot be used (truncated, wrong dtype or shape, missing scales)
+are skipped with a warning naming the file; the rest is built, and the exit
+status is 3 so that skipped tiles cannot go unnoticed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMaterialize(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	o.register(cmd.Flags())
+	cmd.Flags().StringVar(&o.Out, "out", "", "output directory")
+	return cmd
+}
+
+func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if o.Out == "" {
+		return usageErrorf("--out is required")
+	}
+	if abs, _ := filepath.Abs(o.Out); strings.HasPrefix(abs+"/", mustAbs(o.Tiles)+"/global_0.1_degree") {
+		return usageErrorf("--out %s is inside the tiles root", o.Out)
+	}
+	log := slog.Default()
+	cat, skipped, err := o.discover(ctx)
+	if err != nil {
+		return err
+	}
+	reportProblems(log, "skipped tile", skipped)
+	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: generate.Build{BuildVersion: version}})
+	if err != nil {
+		return err
+	}
+	srcBytes := sourceBytes(cat)
+	prog, finish := progressReporter(log, stdout)
+	sum, err := materializer.Run(ctx, st, o.Out, materializer.Options{Workers: o.Workers, Progress: prog, Logger: log})
+	finish()
+	if err != nil {
+		return err
+	}
+	warnings := st.Problems()
+	for _, y := range cat.Years {
+		warnings = append(warnings, y.Warnings...)
+	}
+	reportProblems(log, "warning", warnings)
+	secs := sum.Elapsed.Seconds()
+	fmt.Fprintf(stdout, "materialized %s: %d files (%d written, %d already there), %.1f MiB written in %.1fs",
+		o.Out, sum.Files, sum.Written, sum.Existing, float64(sum.Bytes)/(1<<20), secs)
+	if sum.Written == sum.Files && secs > 0 {
+		fmt.Fprintf(stdout, ", %.0f MB/s of source tiles", float64(srcBytes)/1e6/secs)
+	}
+	fmt.Fprintf(stdout, "\n%d tiles in %d zone(s); %d tile(s) skipped, %d warning(s)\n",
+		countTiles(cat), countZones(cat), len(skipped), len(warnings))
+	if len(skipped) > 0 {
+		return skippedError{len(skipped)}
+	}
+	return nil
+}
+
+func mustAbs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return a
+}
+
+func countTiles(cat *index.Catalogue) (n int) {
+	for _, y := range cat.Years {
+		for _, z := range y.Zones {
+			n += len(z.Placements)
+		}
+	}
+	return n
+}
+
+func countZones(cat *index.Catalogue) (n int) {
+	for _, y := range cat.Years {
+		n += len(y.Zones)
+	}
+	return n
+}
+
+func sourceBytes(cat *index.Catalogue) (n int64) {
+	for _, y := range cat.Years {
+		for _, z := range y.Zones {
+			for _, p := range z.Placements {
+				for _, in := range p.Tile.Inputs {
+					n += in.Size
+				}
+			}
+		}
+	}
+	return n
+}
+
+// progressReporter shows a progress bar on a terminal and a log line every
+// ten seconds otherwise.
+func progressReporter(log *slog.Logger, stdout io.Writer) (func(materializer.Progress), func()) {
+	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		var bar *progressbar.ProgressBar
+		return func(p materializer.Progress) {
+				if bar == nil {
+					bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(f),
+						progressbar.OptionSetDescription("materialize"), progressbar.OptionShowCount(),
+						progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+				}
+				bar.Set64(p.Done)
+			}, func() {
+				if bar != nil {
+					bar.Finish()
+				}
+			}
+	}
+	last := time.Now()
+	return func(p materializer.Progress) {
+		if time.Since(last) >= 10*time.Second || p.Done == p.Total {
+			last = time.Now()
+			log.Info("materialize", "files", fmt.Sprintf("%d/%d", p.Done, p.Total), "written", p.Written,
+				"MiB", p.Bytes>>20)
+		}
+	}, func() {}
+}

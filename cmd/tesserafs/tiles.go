@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+
+	"github.com/spf13/pflag"
+
+	"github.com/tesserafs/tesserafs/index"
+)
+
+// tileOptions are the flags shared by every command that reads a tiles
+// root: where it is, and which years and zones to take.
+type tileOptions struct {
+	Tiles   string
+	Years   []int
+	Zones   []int
+	Workers int
+}
+
+func (o *tileOptions) register(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Tiles, "tiles", "", "tiles root (holds global_0.1_degree_representation/)")
+	fs.IntSliceVar(&o.Years, "year", nil, "years to take (default: all found)")
+	fs.IntSliceVar(&o.Zones, "zones", nil, "UTM zones to take, e.g. 30,31 (default: all)")
+	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "concurrent workers")
+}
+
+func (o *tileOptions) validate() error {
+	if o.Tiles == "" {
+		return usageErrorf("--tiles is required")
+	}
+	fi, err := os.Stat(o.Tiles)
+	if err != nil {
+		return usageErrorf("--tiles %s: %v", o.Tiles, err)
+	}
+	if !fi.IsDir() {
+		return usageErrorf("--tiles %s: not a directory", o.Tiles)
+	}
+	if o.Workers < 1 || o.Workers > 1024 {
+		return usageErrorf("--workers %d: want 1..1024", o.Workers)
+	}
+	for _, z := range o.Zones {
+		if z < 1 || z > 60 {
+			return usageErrorf("--zones: %d is not a UTM zone (1..60)", z)
+		}
+	}
+	for _, y := range o.Years {
+		if y < 1900 || y > 2999 {
+			return usageErrorf("--year: %d is not a plausible year", y)
+		}
+	}
+	return nil
+}
+
+// discover indexes the tiles and reports what it skipped.
+func (o *tileOptions) discover(ctx context.Context) (*index.Catalogue, []index.Problem, error) {
+	cat, err := index.Discover(ctx, o.Tiles, index.Options{Years: o.Years, Zones: o.Zones, Workers: 4 * o.Workers})
+	if err != nil {
+		return nil, nil, err
+	}
+	var skipped []index.Problem
+	for _, y := range cat.Years {
+		skipped = append(skipped, y.Problems...)
+	}
+	if len(cat.Years) == 0 {
+		return nil, nil, userError{fmt.Errorf("no tiles found under %s for the years and zones asked for", o.Tiles)}
+	}
+	return cat, skipped, nil
+}
+
+// reportProblems logs the first problems in full and counts the rest.
+func reportProblems(log *slog.Logger, what string, ps []index.Problem) {
+	const shown = 20
+	for i, p := range ps {
+		if i == shown {
+			log.Warn(fmt.Sprintf("%d more %s not shown", len(ps)-shown, what))
+			break
+		}
+		log.Warn(what, "path", p.Path, "reason", p.Reason)
+	}
+}
+
+// skippedError makes a run that skipped tiles end with exit status 3,
+// after doing all the work it could.
+type skippedError struct{ n int }
+
+func (e skippedError) Error() string {
+	return fmt.Sprintf("%d tile(s) were skipped (see the warnings above); everything else was built", e.n)
+}
+func (e skippedError) ExitCode() int { return 3 }
