@@ -43,11 +43,15 @@ type Header struct {
 // The dtype itself is checked by ItemSize, not here.
 func ParseHeader(r io.Reader) (Header, error) {
 	var pre [12]byte
-	if _, err := io.ReadFull(r, pre[:8]); err != nil {
-		return Header{}, fmt.Errorf("npy header: %w", noEOF(err))
-	}
-	if string(pre[:6]) != magic {
+	n, err := io.ReadFull(r, pre[:8])
+	if n < len(magic) || string(pre[:len(magic)]) != magic {
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return Header{}, fmt.Errorf("npy header: %w", err)
+		}
 		return Header{}, errors.New("npy header: not a .npy file (bad magic)")
+	}
+	if err != nil {
+		return Header{}, fmt.Errorf("npy header: %w", noEOF(err))
 	}
 	major, minor := pre[6], pre[7]
 	var hlen, preLen int
@@ -215,8 +219,11 @@ func open(f *os.File, path string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fail(fmt.Errorf("not a regular file (mode %s)", fi.Mode().Type()))
+	switch {
+	case fi.IsDir():
+		return nil, fail(errors.New("is a directory, not a file"))
+	case !fi.Mode().IsRegular():
+		return nil, fail(fmt.Errorf("not a regular file (mode %s)", fi.Mode()))
 	}
 	size := fi.Size()
 	var head [headProbe]byte

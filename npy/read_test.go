@@ -170,7 +170,7 @@ func TestFileShrankAfterOpen(t *testing.T) {
 func TestOpenNotRegular(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Open(dir)
-	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Fatalf("Open(dir) error %v", err)
 	}
 	_, err = Open(filepath.Join(dir, "missing.npy"))
@@ -230,7 +230,9 @@ func TestParseHeader(t *testing.T) {
 		{"trailing comma in shape", header(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3,), }"),
 			Header{Descr: "<f8", Shape: []int{2, 3}, DataOffset: 128}, ""},
 
-		{"empty", nil, Header{}, "unexpected EOF"},
+		{"empty", nil, Header{}, "bad magic"},
+		{"short", []byte("hello\n"), Header{}, "bad magic"},
+		{"magic only", []byte("\x93NUMPY\x01"), Header{}, "unexpected EOF"},
 		{"bad magic", []byte("\x93NUMPZ\x01\x00\x00\x00"), Header{}, "bad magic"},
 		{"version 4", []byte("\x93NUMPY\x04\x00\x00\x00"), Header{}, "unsupported format version 4.0"},
 		{"version 1.1", []byte("\x93NUMPY\x01\x01\x00\x00"), Header{}, "unsupported format version 1.1"},
