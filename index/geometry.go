@@ -182,17 +182,57 @@ func (p *Projector) Transform(src, dst string, coords []proj.Coord) error {
 // W = round((max_e − origin_e)/10), H = round((origin_n − min_n)/10) with
 // round half to even.
 func (p *Projector) Footprint(c TileCoord) (Footprint, error) {
-	lon, lat := c.Lon(), c.Lat()
-	const h = 0.05
-	corners := []proj.Coord{
-		{lon - h, lat + h}, // ul
-		{lon + h, lat + h}, // ur
-		{lon - h, lat - h}, // ll
-		{lon + h, lat - h}, // lr
-	}
+	corners := tileCorners(c, nil)
 	if err := p.Transform("OGC:CRS84", c.TileEPSG(), corners); err != nil {
 		return Footprint{}, fmt.Errorf("tile %s: %w", c, err)
 	}
+	return footprintOf(c, corners)
+}
+
+// Footprints computes the footprints of many tiles, as Footprint does one
+// by one, with one PROJ call per CRS: tiles are grouped by their own CRS.
+func (p *Projector) Footprints(cs []TileCoord) ([]Footprint, error) {
+	byCRS := map[string][]int{}
+	for i, c := range cs {
+		byCRS[c.TileEPSG()] = append(byCRS[c.TileEPSG()], i)
+	}
+	out := make([]Footprint, len(cs))
+	var corners []proj.Coord
+	for crs, idx := range byCRS {
+		corners = corners[:0]
+		for _, i := range idx {
+			corners = tileCorners(cs[i], corners)
+		}
+		if err := p.Transform("OGC:CRS84", crs, corners); err != nil {
+			return nil, fmt.Errorf("tile %s: %w", cs[idx[0]], err)
+		}
+		for k, i := range idx {
+			f, err := footprintOf(cs[i], corners[4*k:4*k+4])
+			if err != nil {
+				return nil, err
+			}
+			out[i] = f
+		}
+	}
+	return out, nil
+}
+
+// tileCorners appends a tile's corners (lon ± 0.05, lat ± 0.05) in the
+// order ul, ur, ll, lr.
+func tileCorners(c TileCoord, dst []proj.Coord) []proj.Coord {
+	lon, lat := c.Lon(), c.Lat()
+	const h = 0.05
+	return append(dst,
+		proj.Coord{lon - h, lat + h}, // ul
+		proj.Coord{lon + h, lat + h}, // ur
+		proj.Coord{lon - h, lat - h}, // ll
+		proj.Coord{lon + h, lat - h}, // lr
+	)
+}
+
+// footprintOf computes the footprint from the corners projected to the
+// tile's own CRS (modifying them: southern northings become canonical).
+func footprintOf(c TileCoord, corners []proj.Coord) (Footprint, error) {
 	if c.Lat100 < 0 {
 		for i := range corners {
 			corners[i][1] -= southOffset
