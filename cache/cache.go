@@ -1,0 +1,829 @@
+package cache
+
+// Lock order: maintMu → clearMu → wmu → mu. maintMu serializes
+// maintenance rounds (and Clear, Close); clearMu excludes badger reads
+// from DropAll; wmu excludes writes from DropPrefix (badger refuses
+// writes while it drops) and from value-log GC; mu guards the in-memory index and counters and
+// is never held across a badger call.
+
+import (
+	"container/list"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Format is written into a new database; a database of another format is
+// emptied at open.
+const Format = "tesserafs-cache-1"
+
+// DefaultBudget is the budget when Options.Budget is zero.
+const DefaultBudget = 20 << 30
+
+// MinBudget is the smallest budget accepted: badger's own files need a few
+// MiB whatever the budget.
+const MinBudget = 32 << 20
+
+// StatsFile is written into the cache directory at every flush, so that
+// `tesserafs cache stats` can report on a cache that a mount holds open.
+const StatsFile = "tesserafs-cache-stats.json"
+
+// ErrLocked is returned by Open when another process has the cache open.
+var ErrLocked = errors.New("cache directory is in use by another process")
+
+// Options configure a Cache.
+type Options struct {
+	// Budget bounds the disk space of the directory: live entries are
+	// kept below it by the headroom that not-yet-reclaimed value-log space
+	// needs, so the directory stays within Budget + 10 %. Default
+	// DefaultBudget; at least MinBudget.
+	Budget int64
+	// MaintainInterval is how often evicted space is reclaimed and the
+	// access order is persisted; default 5 s. Evictions also start a round
+	// at once when enough space awaits reclaiming.
+	MaintainInterval time.Duration
+	Logger           *slog.Logger
+}
+
+// Stats describe a cache.
+type Stats struct {
+	Entries   int64 `json:"entries"`
+	Bytes     int64 `json:"bytes"` // bytes of live entries
+	Budget    int64 `json:"budget"`
+	Hits      int64 `json:"hits"`   // since the cache was created or cleared
+	Misses    int64 `json:"misses"` // likewise
+	Evictions int64 `json:"evictions"`
+	// Disk is what the directory uses on disk, measured.
+	Disk int64 `json:"disk"`
+	// Written is when these stats were taken (set in the stats file).
+	Written time.Time `json:"written,omitzero"`
+}
+
+// HitRate is Hits / (Hits + Misses), or 0 before any lookup.
+func (s Stats) HitRate() float64 {
+	if s.Hits+s.Misses == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Hits+s.Misses)
+}
+
+// Cache is a content cache in a badger database, bounded by a byte
+// budget. It implements store.Cache and is safe for concurrent use.
+type Cache struct {
+	dir  string
+	db   *badger.DB
+	log  *slog.Logger
+	opts Options
+
+	// Sizes derived from the budget; see sizes.
+	liveCap   int64 // live entries never exceed this
+	reclaimAt int64 // evicted bytes that start a maintenance round
+	waitAbove int64 // evicted bytes above which Put waits for a round
+	pieceSize int64 // values are written in pieces of at most this
+
+	maintMu sync.Mutex   // serializes maintain, Clear, Close
+	clearMu sync.RWMutex // R: badger reads; W: DropAll, Close
+	wmu     sync.RWMutex // R: badger writes; W: DropPrefix, value-log GC, DropAll, Close
+
+	mu        sync.Mutex // guards everything below
+	cond      *sync.Cond // on mu: a maintenance round ended
+	index     map[string]*entry
+	lru       *list.List // of *entry, most recently read first
+	bytes     int64      // sum of live entry sizes
+	reserved  int64      // bytes of Puts being written
+	writing   map[string]bool
+	pending   map[string]int64 // evicted ids awaiting DropPrefix → size
+	garbage   int64            // bytes evicted but not yet reclaimed
+	seq       uint64           // access sequence, increasing
+	evictions int64
+	closed    bool
+
+	hits, misses atomic.Int64
+	baseHits     int64 // counters persisted by earlier sessions
+	baseMisses   int64
+
+	kick chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// entry is one cached value in the in-memory index.
+type entry struct {
+	id     string // key, 0, len(fp), fp
+	size   int64
+	pieces uint32
+	seq    uint64 // last access
+	saved  uint64 // access sequence persisted in the index record
+	elem   *list.Element
+}
+
+// Key layout in badger.
+const (
+	formatKey   = "v"
+	countersKey = "s"
+	metaPrefix  = "m/" // + id → size u64, seq u64, pieces u32
+	dataPrefix  = "d/" // + id + piece u32 → bytes
+	metaLen     = 20
+)
+
+func entryID(key string, fp []byte) string {
+	b := make([]byte, 0, len(key)+2+len(fp))
+	b = append(b, key...)
+	b = append(b, 0, byte(len(fp)))
+	b = append(b, fp...)
+	return string(b)
+}
+
+// idKey is the cache key an id was made from, for messages.
+func idKey(id string) string {
+	if i := strings.IndexByte(id, 0); i >= 0 {
+		return id[:i]
+	}
+	return id
+}
+
+func metaKey(id string) []byte { return append([]byte(metaPrefix), id...) }
+
+func dataKey(id string, piece uint32) []byte {
+	b := append([]byte(dataPrefix), id...)
+	return binary.BigEndian.AppendUint32(b, piece)
+}
+
+func encodeMeta(size int64, seq uint64, pieces uint32) []byte {
+	b := make([]byte, metaLen)
+	binary.LittleEndian.PutUint64(b[0:], uint64(size))
+	binary.LittleEndian.PutUint64(b[8:], seq)
+	binary.LittleEndian.PutUint32(b[16:], pieces)
+	return b
+}
+
+// sizes derives the badger and eviction sizes from a budget.
+//
+// The disk use of the directory is live entries + evicted entries not yet
+// dropped (≤ waitAbove plus one eviction) + value-log files' garbage that
+// GC leaves (each closed file keeps < gcRatio of garbage, the active file
+// at most one file) + badger's small files. Live entries are capped so
+// that the sum stays within budget + 10 %.
+type sizes struct {
+	vlogFile, memTable, blockCache          int64
+	liveCap, reclaimAt, waitAbove, pieceMax int64
+}
+
+const (
+	gcRatio  = 0.1
+	overhead = 4 << 20 // LSM tables, memtable log, DISCARD, MANIFEST
+)
+
+func sizesFor(budget int64) sizes {
+	var s sizes
+	s.vlogFile = min(max(budget/64, 1<<20), 256<<20)
+	s.memTable = 4 << 20
+	s.blockCache = min(max(budget/2048, 1<<20), 16<<20)
+	s.reclaimAt = max(budget/50, s.vlogFile)
+	s.waitAbove = 2 * s.reclaimAt
+	s.liveCap = max(budget-budget/20-s.vlogFile-overhead, budget/2)
+	s.pieceMax = s.vlogFile / 2
+	return s
+}
+
+// Open opens (or creates) the cache in dir.
+func Open(dir string, opts Options) (*Cache, error) {
+	if opts.Budget == 0 {
+		opts.Budget = DefaultBudget
+	}
+	if opts.Budget < MinBudget {
+		return nil, fmt.Errorf("cache budget %d bytes: below the minimum of %d MiB", opts.Budget, MinBudget>>20)
+	}
+	if opts.MaintainInterval <= 0 {
+		opts.MaintainInterval = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	sz := sizesFor(opts.Budget)
+	bopts := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithValueLogFileSize(sz.vlogFile).
+		WithValueThreshold(1 << 10). // every value goes to the value log
+		WithMemTableSize(sz.memTable).
+		WithNumMemtables(2).
+		WithBaseTableSize(1 << 20).
+		WithBaseLevelSize(4 << 20).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithNumCompactors(2).
+		WithBlockCacheSize(sz.blockCache).
+		WithIndexCacheSize(0).
+		WithCompression(options.None). // values are zstd already; keys are few
+		WithMetricsEnabled(false).
+		WithDetectConflicts(false).
+		WithNumVersionsToKeep(1)
+	db, err := badger.Open(bopts)
+	if err != nil {
+		if errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("cache %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("cache %s: open badger: %w", dir, err)
+	}
+	c := &Cache{
+		dir:       dir,
+		db:        db,
+		log:       opts.Logger,
+		opts:      opts,
+		liveCap:   sz.liveCap,
+		reclaimAt: sz.reclaimAt,
+		waitAbove: sz.waitAbove,
+		pieceSize: sz.pieceMax,
+		index:     map[string]*entry{},
+		lru:       list.New(),
+		writing:   map[string]bool{},
+		pending:   map[string]int64{},
+		kick:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	c.cond = sync.NewCond(&c.mu)
+	if err := c.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	c.mu.Lock()
+	c.evictLocked(0)
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go c.loop()
+	return c, nil
+}
+
+// load checks the format and rebuilds the index from the index records.
+// Values without a record and records whose values are incomplete (which
+// a crash cannot produce, but a bug or a disk error could) are dropped.
+func (c *Cache) load() error {
+	var format []byte
+	empty := true
+	err := c.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
+		defer it.Close()
+		it.Rewind()
+		empty = !it.Valid()
+		item, err := txn.Get([]byte(formatKey))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		format, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read format: %w", err)
+	}
+	if string(format) != Format {
+		if !empty {
+			c.log.Warn("cache: emptying a cache of another format", "dir", c.dir, "format", string(format), "want", Format)
+			if err := c.db.DropAll(); err != nil {
+				return fmt.Errorf("empty: %w", err)
+			}
+		}
+		return c.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(formatKey), []byte(Format)) })
+	}
+
+	pieces := map[string]uint32{} // id → pieces present
+	var entries []*entry
+	err = c.db.View(func(txn *badger.Txn) error {
+		if item, err := txn.Get([]byte(countersKey)); err == nil {
+			_ = item.Value(func(v []byte) error {
+				if len(v) == 16 {
+					c.baseHits = int64(binary.LittleEndian.Uint64(v))
+					c.baseMisses = int64(binary.LittleEndian.Uint64(v[8:]))
+				}
+				return nil
+			})
+		}
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte(dataPrefix)})
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) < len(dataPrefix)+4 {
+				continue
+			}
+			pieces[string(k[len(dataPrefix):len(k)-4])]++
+		}
+		it.Close()
+		it = txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte(metaPrefix)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			id := string(item.Key()[len(metaPrefix):])
+			err := item.Value(func(v []byte) error {
+				if len(v) != metaLen {
+					return fmt.Errorf("index record of %q: %d bytes", idKey(id), len(v))
+				}
+				e := &entry{
+					id:     id,
+					size:   int64(binary.LittleEndian.Uint64(v)),
+					seq:    binary.LittleEndian.Uint64(v[8:]),
+					pieces: binary.LittleEndian.Uint32(v[16:]),
+				}
+				e.saved = e.seq
+				entries = append(entries, e)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("load index: %w", err)
+	}
+	slices.SortFunc(entries, func(a, b *entry) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range entries {
+		if pieces[e.id] != e.pieces {
+			c.log.Warn("cache: dropping an incomplete entry", "key", idKey(e.id), "pieces", pieces[e.id], "want", e.pieces)
+			c.pending[e.id] = e.size
+			delete(pieces, e.id)
+			continue
+		}
+		delete(pieces, e.id)
+		e.elem = c.lru.PushFront(e)
+		c.index[e.id] = e
+		c.bytes += e.size
+		c.seq = max(c.seq, e.seq+1)
+	}
+	for id := range pieces { // values without an index record
+		c.pending[id] = 0
+	}
+	if len(c.pending) > 0 {
+		c.kickLocked()
+	}
+	return nil
+}
+
+// Get returns the value of key with fingerprint fp, if cached. The bytes
+// are the caller's.
+func (c *Cache) Get(key string, fp []byte) ([]byte, bool) {
+	id := entryID(key, fp)
+	c.clearMu.RLock()
+	defer c.clearMu.RUnlock()
+	c.mu.Lock()
+	e, ok := c.index[id]
+	if !ok || c.closed {
+		c.mu.Unlock()
+		c.misses.Add(1)
+		return nil, false
+	}
+	c.touchLocked(e)
+	size, pieces := e.size, e.pieces
+	c.mu.Unlock()
+
+	buf := make([]byte, size)
+	off := 0
+	err := c.db.View(func(txn *badger.Txn) error {
+		for p := range pieces {
+			item, err := txn.Get(dataKey(id, p))
+			if err != nil {
+				return fmt.Errorf("piece %d: %w", p, err)
+			}
+			err = item.Value(func(v []byte) error {
+				if off+len(v) > len(buf) {
+					return fmt.Errorf("piece %d: value longer than its recorded size %d", p, size)
+				}
+				off += copy(buf[off:], v)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if off != len(buf) {
+			return fmt.Errorf("value of %d bytes, recorded size %d", off, size)
+		}
+		return nil
+	})
+	if err != nil {
+		c.mu.Lock()
+		still := c.index[id] == e
+		if still {
+			c.removeLocked(e)
+			c.pending[id] = e.size
+			c.garbage += e.size
+		}
+		c.mu.Unlock()
+		if still { // not evicted meanwhile: the database lost it
+			c.log.Error("cache: unreadable entry dropped", "key", key, "err", err)
+		}
+		c.misses.Add(1)
+		return nil, false
+	}
+	c.hits.Add(1)
+	return buf, true
+}
+
+// Size returns the size of the value of key with fingerprint fp, if
+// cached, without reading it.
+func (c *Cache) Size(key string, fp []byte) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.index[entryID(key, fp)]
+	if !ok || c.closed {
+		return 0, false
+	}
+	return e.size, true
+}
+
+// Put stores data as the value of key with fingerprint fp, evicting the
+// least recently read entries to stay within the budget. Failures are
+// logged: a cache that cannot write only costs regeneration.
+func (c *Cache) Put(key string, fp []byte, data []byte) {
+	id := entryID(key, fp)
+	size := int64(len(data))
+	if size > c.liveCap {
+		c.log.Debug("cache: value larger than the budget, not cached", "key", key, "bytes", size)
+		return
+	}
+	c.mu.Lock()
+	for c.garbage > c.waitAbove && !c.closed { // let reclaiming catch up
+		c.kickLocked()
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+
+	c.wmu.RLock()
+	defer c.wmu.RUnlock()
+	c.mu.Lock()
+	if c.closed || c.writing[id] {
+		c.mu.Unlock()
+		return
+	}
+	if e, ok := c.index[id]; ok {
+		c.touchLocked(e)
+		c.mu.Unlock()
+		return
+	}
+	if n, ok := c.pending[id]; ok { // evicted, not yet dropped: keep the new value
+		delete(c.pending, id)
+		c.garbage -= n
+	}
+	c.evictLocked(size)
+	c.reserved += size
+	c.writing[id] = true
+	seq := c.seq
+	c.seq++
+	c.mu.Unlock()
+
+	pieces, err := c.write(id, data, seq)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reserved -= size
+	delete(c.writing, id)
+	if err != nil {
+		c.log.Error("cache: write failed", "key", key, "bytes", size, "err", err)
+		return
+	}
+	e := &entry{id: id, size: size, pieces: pieces, seq: seq, saved: seq}
+	e.elem = c.lru.PushFront(e)
+	c.index[id] = e
+	c.bytes += size
+}
+
+// write stores a value and its index record in one transaction.
+func (c *Cache) write(id string, data []byte, seq uint64) (uint32, error) {
+	var pieces uint32
+	err := c.db.Update(func(txn *badger.Txn) error {
+		for off := 0; off < len(data); off += int(c.pieceSize) {
+			end := min(off+int(c.pieceSize), len(data))
+			if err := txn.Set(dataKey(id, pieces), data[off:end]); err != nil {
+				return err
+			}
+			pieces++
+		}
+		return txn.Set(metaKey(id), encodeMeta(int64(len(data)), seq, pieces))
+	})
+	return pieces, err
+}
+
+// touchLocked marks e as just read.
+func (c *Cache) touchLocked(e *entry) {
+	e.seq = c.seq
+	c.seq++
+	c.lru.MoveToFront(e.elem)
+}
+
+func (c *Cache) removeLocked(e *entry) {
+	c.lru.Remove(e.elem)
+	delete(c.index, e.id)
+	c.bytes -= e.size
+}
+
+// evictLocked evicts least recently read entries until need more bytes
+// fit under the live cap.
+func (c *Cache) evictLocked(need int64) {
+	for c.bytes+c.reserved+need > c.liveCap {
+		el := c.lru.Back()
+		if el == nil {
+			break
+		}
+		e := el.Value.(*entry)
+		c.removeLocked(e)
+		c.pending[e.id] = e.size
+		c.garbage += e.size
+		c.evictions++
+	}
+	if c.garbage >= c.reclaimAt {
+		c.kickLocked()
+	}
+}
+
+func (c *Cache) kickLocked() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Cache) loop() {
+	defer c.wg.Done()
+	t := time.NewTicker(c.opts.MaintainInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.kick:
+			c.maintain(false)
+		case <-t.C:
+			c.maintain(true)
+		}
+	}
+}
+
+// Maintain reclaims the space of evicted entries now and persists the
+// access order and counters.
+func (c *Cache) Maintain() {
+	c.maintain(true)
+}
+
+// maintain runs one maintenance round: persist the access order (flush),
+// drop evicted entries so that compaction counts their value-log space as
+// discarded, then run value-log GC until no file is worth rewriting.
+func (c *Cache) maintain(flush bool) {
+	c.maintMu.Lock()
+	defer c.maintMu.Unlock()
+	c.maintainLocked(flush)
+}
+
+func (c *Cache) maintainLocked(flush bool) {
+	if flush {
+		if err := c.flush(); err != nil {
+			c.log.Error("cache: persisting the access order", "dir", c.dir, "err", err)
+		}
+	}
+	c.wmu.Lock()
+	c.mu.Lock()
+	var prefixes [][]byte
+	var dropped int64
+	for id, n := range c.pending {
+		prefixes = append(prefixes, append([]byte(dataPrefix), id...), metaKey(id))
+		dropped += n
+	}
+	clear(c.pending)
+	c.mu.Unlock()
+	var err error
+	if len(prefixes) > 0 {
+		err = c.db.DropPrefix(prefixes...)
+	}
+	if err != nil {
+		c.log.Error("cache: dropping evicted entries", "dir", c.dir, "entries", len(prefixes)/2, "err", err)
+	}
+	// GC runs with writes held off too: badger's value-log rewrite reads
+	// the memtable's max version without the lock its writers take (a
+	// data race in badger v4.9.6 that -race reports).
+	for range 1000 {
+		if err := c.db.RunValueLogGC(gcRatio); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				c.log.Error("cache: value-log GC", "dir", c.dir, "err", err)
+			}
+			break
+		}
+	}
+	c.wmu.Unlock()
+	c.mu.Lock()
+	c.garbage = max(c.garbage-dropped, 0)
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// flush persists changed access sequences and the counters, and writes
+// the stats file.
+func (c *Cache) flush() error {
+	type rec struct {
+		e      *entry
+		size   int64
+		seq    uint64
+		pieces uint32
+	}
+	c.mu.Lock()
+	var recs []rec
+	for _, e := range c.index {
+		if e.seq != e.saved {
+			recs = append(recs, rec{e, e.size, e.seq, e.pieces})
+		}
+	}
+	c.mu.Unlock()
+	st := c.Stats()
+	counters := make([]byte, 16)
+	binary.LittleEndian.PutUint64(counters, uint64(st.Hits))
+	binary.LittleEndian.PutUint64(counters[8:], uint64(st.Misses))
+
+	c.wmu.RLock()
+	wb := c.db.NewWriteBatch()
+	var err error
+	for _, r := range recs {
+		if err = wb.Set(metaKey(r.e.id), encodeMeta(r.size, r.seq, r.pieces)); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = wb.Set([]byte(countersKey), counters)
+	}
+	if err == nil {
+		err = wb.Flush()
+	} else {
+		wb.Cancel()
+	}
+	c.wmu.RUnlock()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for _, r := range recs {
+		r.e.saved = max(r.e.saved, r.seq)
+	}
+	c.mu.Unlock()
+	return writeStatsFile(c.dir, st)
+}
+
+func writeStatsFile(dir string, st Stats) error {
+	st.Written = time.Now().UTC().Truncate(time.Second)
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "."+StatsFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, StatsFile))
+}
+
+// ReadStatsFile returns the stats a running cache last wrote into dir.
+func ReadStatsFile(dir string) (Stats, error) {
+	var st Stats
+	b, err := os.ReadFile(filepath.Join(dir, StatsFile))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", filepath.Join(dir, StatsFile), err)
+	}
+	return st, nil
+}
+
+// Stats returns the cache's counters and its measured disk use.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	st := Stats{
+		Entries:   int64(len(c.index)),
+		Bytes:     c.bytes,
+		Budget:    c.opts.Budget,
+		Hits:      c.baseHits + c.hits.Load(),
+		Misses:    c.baseMisses + c.misses.Load(),
+		Evictions: c.evictions,
+	}
+	c.mu.Unlock()
+	st.Disk, _ = DiskUsage(c.dir)
+	return st
+}
+
+// Clear removes every entry and resets the counters.
+func (c *Cache) Clear() error {
+	c.maintMu.Lock()
+	defer c.maintMu.Unlock()
+	c.clearMu.Lock()
+	defer c.clearMu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	clear(c.index)
+	clear(c.pending)
+	c.lru.Init()
+	c.bytes, c.garbage, c.evictions, c.baseHits, c.baseMisses = 0, 0, 0, 0, 0
+	c.hits.Store(0)
+	c.misses.Store(0)
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	if err := c.db.DropAll(); err != nil {
+		return fmt.Errorf("cache %s: clear: %w", c.dir, err)
+	}
+	if err := c.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(formatKey), []byte(Format)) }); err != nil {
+		return fmt.Errorf("cache %s: clear: %w", c.dir, err)
+	}
+	return nil
+}
+
+// Close persists the access order, reclaims what was evicted and closes
+// the database. Gets and Puts after Close miss and do nothing.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	close(c.done)
+	c.wg.Wait()
+	c.maintMu.Lock()
+	defer c.maintMu.Unlock()
+	c.maintainLocked(true)
+	c.clearMu.Lock()
+	defer c.clearMu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	c.closed = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	if err := c.db.Close(); err != nil {
+		return fmt.Errorf("cache %s: close: %w", c.dir, err)
+	}
+	return nil
+}
+
+// DiskUsage is the space the files under dir occupy on disk (allocated
+// blocks, so sparse files count for what they hold).
+func DiskUsage(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) { // removed while walking
+				return nil
+			}
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		} else {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n, err
+}
+
+// badgerLogger sends badger's messages to slog: errors and warnings as
+// such, information at debug level, its debug chatter nowhere.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) msg(f string, a []any) string {
+	return "badger: " + strings.TrimSpace(fmt.Sprintf(f, a...))
+}
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(b.msg(f, a)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(b.msg(f, a)) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(b.msg(f, a)) }
+func (b badgerLogger) Debugf(string, ...any)       {}
