@@ -3,8 +3,8 @@ package cache
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
