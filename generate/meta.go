@@ -27,6 +27,13 @@ type Build struct {
 	ModelVersion   string // tessera:model_version, default "1.0"
 	BuildVersion   string // tessera:build_version: the tesserafs version
 	RGB            bool   // zones carry an rgb preview array
+	// Stretch is how the rgb previews are stretched: "" or "zone" (each
+	// zone its own p2/p98, spec §4) or "global" (one stretch for all the
+	// zones of a year, so that zones meet without a seam).
+	Stretch string `json:",omitempty"`
+	// GlobalLevels is the number of levels of global_rgb; 0 means
+	// DefaultGlobalLevels.
+	GlobalLevels int `json:",omitempty"`
 }
 
 func (b Build) datasetVersion() string {
