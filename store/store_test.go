@@ -9,13 +9,12 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"os"
-	"sync"
 	"testing"
 	"testing/fstest"
 
 	"github.com/tesserafs/tesserafs/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/store"
 	"github.com/tesserafs/tesserafs/synth"
 	"github.com/tesserafs/tesserafs/zarr"
@@ -23,42 +22,8 @@ import (
 
 const year = 2024
 
-var (
-	tilesOnce sync.Once
-	tilesRoot string
-	tilesErr  error
-)
-
-// testTiles writes the "test" preset once per test binary.
-func testTiles(t testing.TB) string {
-	t.Helper()
-	tilesOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tesserafs-store-test-")
-		if err != nil {
-			tilesErr = err
-			return
-		}
-		specs, err := synth.Preset("test")
-		if err != nil {
-			tilesErr = err
-			return
-		}
-		_, tilesErr = synth.Write(context.Background(), dir, synth.Options{Year: year, Tiles: specs})
-		tilesRoot = dir
-	})
-	if tilesErr != nil {
-		t.Fatal(tilesErr)
-	}
-	return tilesRoot
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if tilesRoot != "" {
-		os.RemoveAll(tilesRoot)
-	}
-	os.Exit(code)
-}
+// testTiles returns the shared "test" preset tiles root.
+func testTiles(t testing.TB) string { return testtiles.Root(t, "test") }
 
 func openStore(t testing.TB, opts store.Options) *store.Store {
 	t.Helper()
@@ -230,15 +195,25 @@ func TestAbsentShards(t *testing.T) {
 func errorsIsNotExist(err error) bool { return err != nil && errorsIs(err, fs.ErrNotExist) }
 
 // TestFS runs the standard library's file system conformance test over
-// the whole store.
+// one zone of the store (the smallest, with the southern and 3-D scales
+// tiles) and over the STAC catalog.
 func TestFS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("TestFS generates every shard; skipped with -short")
-	}
 	st := openStore(t, store.Options{Cache: store.NewMemCache(512 << 20)})
-	if err := fstest.TestFS(st.FS(context.Background()), "catalog.json", "2024.zarr/zarr.json",
-		"2024.zarr/utm30/embeddings/zarr.json", "2024.zarr/utm34/scales/zarr.json"); err != nil {
-		t.Fatal(err)
+	fsys := st.FS(context.Background())
+	for _, tc := range []struct {
+		dir  string
+		want []string
+	}{
+		{"2024.zarr/utm34", []string{"zarr.json", "embeddings/zarr.json", "scales/c/0/0", "easting/c/0"}},
+		{"geotessera-2024", []string{"collection.json", "utm30_2024/utm30_2024.json"}},
+	} {
+		sub, err := fs.Sub(fsys, tc.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fstest.TestFS(sub, tc.want...); err != nil {
+			t.Errorf("%s: %v", tc.dir, err)
+		}
 	}
 }
 

@@ -1,0 +1,221 @@
+package materializer_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tesserafs/tesserafs/generate"
+	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
+	"github.com/tesserafs/tesserafs/materializer"
+	"github.com/tesserafs/tesserafs/store"
+)
+
+// A test binary started with these variables set materializes TILES into
+// OUT and exits: the child process of the kill and RSS tests.
+const (
+	envTiles = "TESSERAFS_TEST_CHILD_TILES"
+	envOut   = "TESSERAFS_TEST_CHILD_OUT"
+)
+
+func TestMain(m *testing.M) {
+	if tiles := os.Getenv(envTiles); tiles != "" {
+		if err := materialize(context.Background(), tiles, os.Getenv(envOut), 2); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func materialize(ctx context.Context, tiles, out string, workers int) error {
+	cat, err := index.Discover(ctx, tiles, index.Options{})
+	if err != nil {
+		return err
+	}
+	st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "test"}})
+	if err != nil {
+		return err
+	}
+	_, err = materializer.Run(ctx, st, out, materializer.Options{Workers: workers})
+	return err
+}
+
+// tree reads every regular file under dir, by relative path.
+func tree(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameTree(t *testing.T, a, b string) {
+	t.Helper()
+	ta, tb := tree(t, a), tree(t, b)
+	for k, v := range ta {
+		w, ok := tb[k]
+		if !ok {
+			t.Errorf("%s: missing from %s", k, b)
+		} else if !bytes.Equal(v, w) {
+			t.Errorf("%s: bytes differ", k)
+		}
+	}
+	for k := range tb {
+		if _, ok := ta[k]; !ok {
+			t.Errorf("%s: extra file in %s", k, b)
+		}
+	}
+	if len(ta) < 20 {
+		t.Fatalf("only %d files in %s", len(ta), a)
+	}
+}
+
+func countFiles(dir string) int {
+	n := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(p, "/c/") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// TestKillAndResume kills materialize with SIGKILL at several points, then
+// reruns it; the result must be byte-identical to an uninterrupted run.
+func TestKillAndResume(t *testing.T) {
+	tiles := testtiles.Root(t, "test")
+	want := t.TempDir()
+	if err := materialize(context.Background(), tiles, want, 2); err != nil {
+		t.Fatal(err)
+	}
+	total := countFiles(want)
+	for _, frac := range []float64{0, 0.3, 0.7} {
+		t.Run(fmt.Sprintf("kill-at-%.0f%%", frac*100), func(t *testing.T) {
+			out := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), envTiles+"="+tiles, envOut+"="+out)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			deadline := time.After(2 * time.Minute)
+		wait:
+			for countFiles(out) < int(frac*float64(total)) || (frac == 0 && !exists(filepath.Join(out, ".tesserafs-materialize.json"))) {
+				select {
+				case err := <-exited:
+					t.Fatalf("child exited before the kill: %v", err)
+				case <-deadline:
+					break wait
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+			t.Logf("killed after %d of %d chunk files", countFiles(out), total)
+			if err := materialize(context.Background(), tiles, out, 2); err != nil {
+				t.Fatalf("rerun after kill: %v", err)
+			}
+			sameTree(t, want, out)
+			if exists(filepath.Join(out, ".tesserafs-tmp")) {
+				t.Errorf("temporary directory left behind")
+			}
+		})
+	}
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestRefusesOtherInputs checks that a directory built from some tiles is
+// not resumed with different ones, and that a directory of other files is
+// not written into.
+func TestRefusesOtherInputs(t *testing.T) {
+	tiles := testtiles.Root(t, "test")
+	ctx := context.Background()
+	out := t.TempDir()
+	cat, err := index.Discover(ctx, tiles, index.Options{Zones: []int{34}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(cat, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := materializer.Run(ctx, st, out, materializer.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// Same tiles, more zones: a different store.
+	if err := materialize(ctx, tiles, out, 2); err == nil || !strings.Contains(err.Error(), "other tiles or options") {
+		t.Fatalf("resume with other inputs: err = %v", err)
+	}
+	stranger := t.TempDir()
+	os.WriteFile(filepath.Join(stranger, "notes.txt"), []byte("mine"), 0o644)
+	if err := materialize(ctx, tiles, stranger, 2); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("non-empty directory: err = %v", err)
+	}
+}
+
+// TestDiskFull materializes onto a small tmpfs: the run must fail with an
+// error naming the file and the reason, leave no partial file under a
+// final name, and finish after space is made.
+func TestDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("DISK-FULL TEST SKIPPED: mounting a small tmpfs needs root")
+	}
+	tiles := testtiles.Root(t, "test")
+	mnt := t.TempDir()
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=40m"); err != nil {
+		t.Skipf("DISK-FULL TEST SKIPPED: cannot mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	out := filepath.Join(mnt, "out")
+	err := materialize(context.Background(), tiles, out, 2)
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") || !strings.Contains(err.Error(), out) {
+		t.Fatalf("err = %v, want ENOSPC naming a file under %s", err, out)
+	}
+	t.Log(err)
+	// Every file under a final name is complete: compare with a full run.
+	want := t.TempDir()
+	if err := materialize(context.Background(), tiles, want, 2); err != nil {
+		t.Fatal(err)
+	}
+	full := tree(t, want)
+	for k, v := range tree(t, out) {
+		if strings.HasPrefix(k, ".tesserafs-") {
+			continue
+		}
+		if !bytes.Equal(full[k], v) {
+			t.Errorf("%s: partial or wrong bytes after ENOSPC", k)
+		}
+	}
+	// Make room (remount bigger) and resume.
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=400m"); err != nil {
+		t.Fatal(err)
+	}
+	if err := materialize(context.Background(), tiles, out, 2); err != nil {
+		t.Fatalf("resume after making room: %v", err)
+	}
+	sameTree(t, want, out)
+}
