@@ -12,6 +12,10 @@ import (
 // buildTree lays out every key of the catalogue: one <year>.zarr per year
 // and the STAC catalog beside them.
 func (s *Store) buildTree() (*dirNode, error) {
+	// Every zone has its rgb preview and every year its global_rgb.
+	s.opts.Build.RGB = true
+	s.rgb = newRGBState()
+	s.globals = map[int]*globalYear{}
 	root := newDir()
 	for _, y := range s.cat.Years {
 		root.add(fmt.Sprintf("%d.zarr", y.Year), s.yearTree(y))
@@ -36,6 +40,7 @@ func (s *Store) yearTree(y *index.Year) *dirNode {
 	for _, z := range y.Zones {
 		d.add(generate.ZoneGroupName(z.Zone), s.zoneTree(z))
 	}
+	d.add("global_rgb", s.globalTree(y))
 	return d
 }
 
@@ -58,6 +63,7 @@ func (s *Store) zoneTree(z *index.ZoneGrid) *dirNode {
 		&coordSource{n: z.H, chunk: func(k int) []byte {
 			return generate.Float64Chunk(z.H, k, func(i int) float64 { return generate.Northing(z, i) })
 		}}))
+	d.add("rgb", s.rgbArray(z, shards))
 	d.add("scales", newArray(generate.ScalesMeta(z), &shardSource{zone: z, shards: shards,
 		gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
 			return w.ScalesShard(z, i, j, s.masks)

@@ -71,6 +71,9 @@ type Store struct {
 
 	generated, hits, bytes atomic.Int64
 
+	rgb     *rgbState           // previews: stretches, intermediates (rgb.go)
+	globals map[int]*globalYear // global_rgb per year (globalrgb.go)
+
 	mu       sync.Mutex // guards problems
 	problems []index.Problem
 }
