@@ -119,24 +119,43 @@ const GlobalChunkBytes = GlobalChunk * GlobalChunk * RGBA
 
 // ReduceQuadrant writes into out, a decoded chunk of level l, the quadrant
 // (qi, qj) ∈ {0,1}² computed from child, the decoded chunk (2ci+qi,
-// 2cj+qj) of level l−1 (spec §5): each pixel from a 2 × 2 block of the
-// child, alpha = (a0+a1+a2+a3) // 4 and R, G, B the mean, rounded down, of
-// the pixels of the block with alpha > 0 (0 if none). A nil child is all
-// fill (0).
-//
-// The mean is rounded down (integer division): it is what the reference's
-// float mean cast to uint8 gives, and it keeps the pyramid exact integers.
+// 2cj+qj) of level l−1, by the 2 × 2 rule of ReduceRGBA. A nil child is
+// all fill (0).
 func ReduceQuadrant(out, child []byte, qi, qj int) {
 	const half = GlobalChunk / 2
-	for r := range half {
-		dst := out[((qi*half+r)*GlobalChunk+qj*half)*RGBA:][:half*RGBA]
-		if child == nil {
-			clear(dst)
-			continue
+	const stride = GlobalChunk * RGBA
+	dst := out[(qi*half*GlobalChunk+qj*half)*RGBA:]
+	if child == nil {
+		for r := range half {
+			clear(dst[r*stride:][:half*RGBA])
 		}
-		top := child[(2*r)*GlobalChunk*RGBA:][:GlobalChunk*RGBA]
-		bot := child[(2*r+1)*GlobalChunk*RGBA:][:GlobalChunk*RGBA]
-		for c := range half {
+		return
+	}
+	reduceRGBA(dst, stride, child, stride, half, half)
+}
+
+// ReduceRGBA halves an h × w RGBA image (spec §5, levels ≥ 1): output
+// pixel (r, c) is made from the 2 × 2 block of pixels (2r..2r+1,
+// 2c..2c+1): alpha = (a0+a1+a2+a3) // 4, and R, G, B are the mean of the
+// block's pixels with alpha > 0, rounded down (0 if there is none). A
+// trailing odd row or column is dropped.
+//
+// The mean is rounded down (integer division) as the reference's float
+// mean cast to uint8 is; it keeps the pyramid exact integers.
+func ReduceRGBA(src []byte, h, w int) []byte {
+	dst := make([]byte, (h/2)*(w/2)*RGBA)
+	reduceRGBA(dst, (w/2)*RGBA, src, w*RGBA, h/2, w/2)
+	return dst
+}
+
+// reduceRGBA writes outH × outW pixels into dst (rows dstStride bytes
+// apart) from src (rows srcStride bytes apart).
+func reduceRGBA(dst []byte, dstStride int, src []byte, srcStride int, outH, outW int) {
+	for r := range outH {
+		top := src[2*r*srcStride:]
+		bot := src[(2*r+1)*srcStride:]
+		o := dst[r*dstStride:]
+		for c := range outW {
 			p := [4][]byte{top[2*c*RGBA:], top[(2*c+1)*RGBA:], bot[2*c*RGBA:], bot[(2*c+1)*RGBA:]}
 			var sum [RGBBands]int
 			n, alpha := 0, 0
@@ -149,15 +168,14 @@ func ReduceQuadrant(out, child []byte, qi, qj int) {
 					}
 				}
 			}
-			o := dst[c*RGBA:][:RGBA]
+			px := o[c*RGBA:][:RGBA]
 			for b := range RGBBands {
+				px[b] = 0
 				if n > 0 {
-					o[b] = uint8(sum[b] / n)
-				} else {
-					o[b] = 0
+					px[b] = uint8(sum[b] / n)
 				}
 			}
-			o[3] = uint8(alpha / 4)
+			px[3] = uint8(alpha / 4)
 		}
 	}
 }

@@ -20,7 +20,7 @@ type Worker struct {
 	covered []bool    // InnerPerSide², an inner chunk has a tile pixel
 	chunk   []byte    // one raw inner chunk
 	row     []byte    // one row of a tile window (3-D scales are the widest)
-	out     []byte    // encoded shard, reused between calls
+	outCap  int       // capacity of the last encoded shard, to size the next
 }
 
 // NewWorker allocates a worker's buffers (about 9 MiB plus the encoder).
@@ -232,7 +232,9 @@ func (w *Worker) encode(chunkBytes int, gather func(ci, cj int, dst []byte)) ([]
 		w.chunk = make([]byte, chunkBytes)
 	}
 	buf := w.chunk[:chunkBytes]
-	out, err := w.enc.Encode(w.out[:0], InnerPerSide*InnerPerSide, func(k int) []byte {
+	// The shard is encoded into a buffer the caller keeps (cache, reply),
+	// sized from the last one so that it is rarely grown and never copied.
+	out, err := w.enc.Encode(make([]byte, 0, w.outCap), InnerPerSide*InnerPerSide, func(k int) []byte {
 		if !w.covered[k] {
 			return nil
 		}
@@ -242,6 +244,6 @@ func (w *Worker) encode(chunkBytes int, gather func(ci, cj int, dst []byte)) ([]
 	if err != nil {
 		return nil, err
 	}
-	w.out = out
-	return append([]byte(nil), out...), nil
+	w.outCap = max(w.outCap, cap(out))
+	return out, nil
 }

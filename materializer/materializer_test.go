@@ -47,7 +47,7 @@ func materialize(ctx context.Context, tiles, out string, workers int) error {
 	if err != nil {
 		return err
 	}
-	_, err = materializer.Run(ctx, st, out, materializer.Options{Workers: workers})
+	_, err = materializer.Run(ctx, st, out, materializer.Options{Workers: workers, MemoryLimit: materializer.DefaultMemoryLimit(workers)})
 	return err
 }
 

@@ -72,7 +72,8 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	}
 	srcBytes := sourceBytes(cat)
 	prog, finish := progressReporter(log, stdout)
-	sum, err := materializer.Run(ctx, st, o.Out, materializer.Options{Workers: o.Workers, Progress: prog, Logger: log})
+	sum, err := materializer.Run(ctx, st, o.Out, materializer.Options{Workers: o.Workers, Progress: prog, Logger: log,
+		MemoryLimit: materializer.DefaultMemoryLimit(o.Workers)})
 	finish()
 	if err != nil {
 		return err

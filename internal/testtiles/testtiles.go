@@ -33,17 +33,24 @@ const version = "synth-1"
 // treat it as read-only; one that changes tiles copies them first.
 func Root(t testing.TB, preset string) string {
 	t.Helper()
-	mu.Lock()
-	defer mu.Unlock()
-	if r, ok := roots[preset]; ok {
-		return r
-	}
 	specs, err := synth.Preset(preset)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %d %+v", version, preset, Year, specs))
-	dir := filepath.Join(os.TempDir(), "tesserafs-testtiles-"+preset+"-"+hex.EncodeToString(sum[:6]))
+	return Tiles(t, preset, specs)
+}
+
+// Tiles returns a tiles root holding the given tiles for Year, written once
+// under a name made of name and the specs.
+func Tiles(t testing.TB, name string, specs []synth.TileSpec) string {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %d %+v", version, name, Year, specs))
+	dir := filepath.Join(os.TempDir(), "tesserafs-testtiles-"+name+"-"+hex.EncodeToString(sum[:6]))
+	if r, ok := roots[dir]; ok {
+		return r
+	}
 	if _, err := os.Stat(filepath.Join(dir, synth.ManifestName)); err != nil {
 		// Write into a private directory and rename it into place, so a
 		// concurrent or killed test binary never sees half a tiles root.
@@ -62,7 +69,7 @@ func Root(t testing.TB, preset string) string {
 			}
 		}
 	}
-	roots[preset] = dir
+	roots[dir] = dir
 	return dir
 }
 
