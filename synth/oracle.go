@@ -32,11 +32,12 @@ func mix(z uint64) uint64 {
 }
 
 // Embedding is the int8 value of band b (0 ≤ b < 127) at global pixel
-// (gE, gN): a hash with a triangular distribution over −127..127, which,
-// like real embeddings, has no LZ matches but some entropy-coding gain.
+// (gE, gN): a hash with a triangular distribution over −63..63, which,
+// like real embeddings, has no LZ matches but some entropy-coding gain
+// (zstd compresses it about 1.12×, real embeddings 1.08–1.25×).
 func Embedding(gE, gN int64, b int) int8 {
 	h := mix(uint64(gE)*0x9E3779B97F4A7C15 ^ uint64(gN)*0xC2B2AE3D27D4EB4F ^ uint64(b)*0x165667B19E3779F9)
-	return int8(int(h&0x7F) + int((h>>8)&0x7F) - 127)
+	return int8(int(h&0x3F) + int((h>>8)&0x3F) - 63)
 }
 
 // Stamp is the value of band 127 for every pixel of the tile with centre

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -43,11 +44,10 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			level := slog.LevelInfo
+			logLevel.Set(slog.LevelInfo)
 			if verbose {
-				level = slog.LevelDebug
+				logLevel.Set(slog.LevelDebug)
 			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug detail")
@@ -56,6 +56,15 @@ func newRootCmd() *cobra.Command {
 	}
 	return root
 }
+
+var logLevel = new(slog.LevelVar)
+
+// setLogger sends the log to w (stderr in the program, a buffer in tests).
+func setLogger(w io.Writer) {
+	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: logLevel})))
+}
+
+func init() { setLogger(os.Stderr) }
 
 // subcommands is filled by the init functions of the cmd_*.go files, one
 // per command.

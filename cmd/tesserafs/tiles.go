@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/tesserafs/tesserafs/generate"
 	"github.com/tesserafs/tesserafs/index"
 )
 
@@ -19,6 +20,8 @@ type tileOptions struct {
 	Years   []int
 	Zones   []int
 	Workers int
+	// Stretch is how the rgb previews are stretched: "zone" or "global".
+	Stretch string
 }
 
 func (o *tileOptions) register(fs *pflag.FlagSet) {
@@ -26,6 +29,20 @@ func (o *tileOptions) register(fs *pflag.FlagSet) {
 	fs.IntSliceVar(&o.Years, "year", nil, "years to take (default: all found)")
 	fs.IntSliceVar(&o.Zones, "zones", nil, "UTM zones to take, e.g. 30,31 (default: all)")
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "concurrent workers")
+}
+
+// registerStretch adds --stretch, for the commands that build a store.
+func (o *tileOptions) registerStretch(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Stretch, "stretch", "zone", `rgb preview stretch: "zone" (per UTM zone) or "global" (one per year, no seams between zones)`)
+}
+
+// build is what the store's bytes depend on besides the tiles.
+func (o *tileOptions) build() generate.Build {
+	b := generate.Build{BuildVersion: version}
+	if o.Stretch == "global" {
+		b.Stretch = "global"
+	}
+	return b
 }
 
 func (o *tileOptions) validate() error {
@@ -38,6 +55,9 @@ func (o *tileOptions) validate() error {
 	}
 	if !fi.IsDir() {
 		return usageErrorf("--tiles %s: not a directory", o.Tiles)
+	}
+	if o.Stretch != "zone" && o.Stretch != "global" && o.Stretch != "" {
+		return usageErrorf("--stretch %q: want zone or global", o.Stretch)
 	}
 	if o.Workers < 1 || o.Workers > 1024 {
 		return usageErrorf("--workers %d: want 1..1024", o.Workers)
@@ -59,7 +79,10 @@ func (o *tileOptions) validate() error {
 func (o *tileOptions) discover(ctx context.Context) (*index.Catalogue, []index.Problem, error) {
 	cat, err := index.Discover(ctx, o.Tiles, index.Options{Years: o.Years, Zones: o.Zones, Workers: 4 * o.Workers})
 	if err != nil {
-		return nil, nil, err
+		if ctx.Err() != nil {
+			return nil, nil, err
+		}
+		return nil, nil, userError{err} // a tiles root that is not laid out as spec §1
 	}
 	var skipped []index.Problem
 	for _, y := range cat.Years {
