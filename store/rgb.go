@@ -45,6 +45,8 @@ type rgbState struct {
 
 	mu        sync.Mutex // guards stretches
 	stretches map[stretchKey]*stretchEntry
+
+	stretchesComputed atomic.Int64 // from the sample, not from a cache
 }
 
 type cacheRef struct{ c Cache }
@@ -195,6 +197,7 @@ func (s *Store) computeStretch(w *generate.Worker, zones []*index.ZoneGrid, key 
 			}
 		}
 	}
+	s.rgb.stretchesComputed.Add(1)
 	st, err := generate.StretchFrom(len(sample), func(k int, vals []float32) ([]float32, error) {
 		zs := sample[k]
 		return w.SampleValues(zs.Zone, zs.Shard.Row, zs.Shard.Col, s.masks, vals)

@@ -1,0 +1,14 @@
+package store
+
+import (
+	"github.com/tesserafs/tesserafs/generate"
+	"github.com/tesserafs/tesserafs/index"
+)
+
+// Stretch returns the stretch the store uses for zone z's rgb.
+func (s *Store) Stretch(z *index.ZoneGrid) (generate.Stretch, error) {
+	return s.stretch(generate.NewWorker(), z)
+}
+
+// StretchesComputed counts the stretches computed from their sample.
+func (s *Store) StretchesComputed() int64 { return s.rgb.stretchesComputed.Load() }

@@ -1,0 +1,236 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/tesserafs/tesserafs/generate"
+	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/store"
+	"github.com/tesserafs/tesserafs/synth"
+	"github.com/tesserafs/tesserafs/zarr"
+)
+
+// oracleStretch computes, from the synthetic function alone, the stretch
+// spec §4 defines, with the sample this implementation documents: every
+// 10th non-empty shard (row-major, from the first), in each the valid
+// pixels row-major, all of them or 10,000 evenly strided (index k·n/10000),
+// values float32(emb)·scale; percentiles as numpy.percentile on float32.
+func oracleStretch(shards [][2]int, window func(r0, c0 int) ([]int8, []float32)) (lo, hi [3]float32) {
+	var vals [3][]float32
+	for k := 0; k < len(shards); k += 10 {
+		emb, scale := window(shards[k][0]*256, shards[k][1]*256)
+		var valid []int
+		for p, s := range scale {
+			if s == s {
+				valid = append(valid, p)
+			}
+		}
+		n := len(valid)
+		for t := 0; t < min(n, 10000); t++ {
+			p := valid[t]
+			if n > 10000 {
+				p = valid[t*n/10000]
+			}
+			for b := range 3 {
+				vals[b] = append(vals[b], float32(emb[p*128+b])*scale[p])
+			}
+		}
+	}
+	if len(vals[0]) == 0 {
+		return [3]float32{}, [3]float32{1, 1, 1}
+	}
+	for b := range 3 {
+		v := vals[b]
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		lo[b], hi[b] = numpyPercentile(v, 2), numpyPercentile(v, 98)
+		if hi[b] <= lo[b] {
+			hi[b] = lo[b] + 1
+		}
+	}
+	return lo, hi
+}
+
+// numpyPercentile is numpy.percentile(v, q) for a sorted float32 array
+// (NumPy ≥ 2, method "linear"): gamma is cast to the array's dtype and
+// the lerp runs in float32, switching form at gamma ≥ 0.5.
+func numpyPercentile(v []float32, q float64) float32 {
+	virtual := float64(len(v)-1) * (q / 100)
+	prev := math.Floor(virtual)
+	i := int(prev)
+	next := min(i+1, len(v)-1)
+	gamma := float32(virtual - prev)
+	a, b := v[i], v[next]
+	diff := b - a
+	if gamma >= 0.5 {
+		return b - float32(diff*(1-gamma))
+	}
+	return a + float32(diff*gamma)
+}
+
+// rgbByte is spec §4's channel: trunc(clip((x − p2)/(p98 − p2), 0, 1) ·
+// 255) in float32.
+func rgbByte(x, lo, hi float32) byte {
+	t := (x - lo) / (hi - lo)
+	t = float32(math.Max(0, math.Min(1, float64(t))))
+	return byte(math.Trunc(float64(float32(t * 255))))
+}
+
+// TestRGBMatchesOracle checks every rgb shard of every zone, pixel by
+// pixel, against the synthetic function and the stretch computed from it,
+// and that each zone's stretch is computed once however many shards ask.
+func TestRGBMatchesOracle(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, store.Options{Workers: 2})
+	y := st.Catalogue().Year(year)
+	const n = generate.InnerPerSide * generate.InnerPerSide
+	for _, z := range y.Zones {
+		tiles := placed(t, z)
+		var shards [][2]int
+		for _, sh := range z.Shards(256) {
+			shards = append(shards, [2]int{sh.Row, sh.Col})
+		}
+		window := func(r0, c0 int) ([]int8, []float32) { return synth.Window(tiles, r0, c0, r0+256, c0+256) }
+		lo, hi := oracleStretch(shards, window)
+
+		// All shards of the zone at once: the stretch is shared.
+		keys := make([]string, len(shards))
+		got := make([][]byte, len(shards))
+		errs := make([]error, len(shards))
+		var wg sync.WaitGroup
+		for k, sh := range shards {
+			keys[k] = fmt.Sprintf("%d.zarr/utm%02d/rgb/c/%d/%d/0", year, z.Zone, sh[0], sh[1])
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[k], errs[k] = st.Get(ctx, keys[k])
+			}()
+		}
+		wg.Wait()
+		gotSt, err := st.Stretch(z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gotSt.Lo != lo || gotSt.Hi != hi {
+			t.Errorf("zone %d: stretch %v..%v, oracle %v..%v", z.Zone, gotSt.Lo, gotSt.Hi, lo, hi)
+		}
+		for k, sh := range shards {
+			if errs[k] != nil {
+				t.Fatal(errs[k])
+			}
+			chunks, err := zarr.DecodeShard(got[k], n)
+			if err != nil {
+				t.Fatalf("%s: %v", keys[k], err)
+			}
+			r0, c0 := sh[0]*256, sh[1]*256
+			emb, scale := window(r0, c0)
+			checkChunks(t, keys[k], chunks, coverage(tiles, r0, c0), 4, func(r, c, b int) bool {
+				p := r*256 + c
+				g := chunks[(r/4)*64+c/4][((r%4)*4+c%4)*4+b]
+				s := scale[p]
+				if s != s {
+					return g == 0
+				}
+				if b == 3 {
+					return g == 255
+				}
+				return g == rgbByte(float32(emb[p*128+b])*s, lo[b], hi[b])
+			})
+		}
+	}
+	if c := st.StretchesComputed(); c != int64(len(y.Zones)) {
+		t.Errorf("%d stretches computed for %d zones, want one each", c, len(y.Zones))
+	}
+}
+
+// TestRGBGlobalStretch checks that with Build.Stretch "global" every zone
+// of the year shares one stretch, that of the year's sample: every 10th
+// shard of all zones in ascending order.
+func TestRGBGlobalStretch(t *testing.T) {
+	st := openStore(t, store.Options{Build: generate.Build{Stretch: "global"}})
+	y := st.Catalogue().Year(year)
+	var shards [][2]int
+	var owner []*index.ZoneGrid
+	for _, z := range y.Zones {
+		for _, sh := range z.Shards(256) {
+			shards = append(shards, [2]int{sh.Row, sh.Col})
+			owner = append(owner, z)
+		}
+	}
+	tilesOf := map[int][]synth.PlacedTile{}
+	for _, z := range y.Zones {
+		tilesOf[z.Zone] = placed(t, z)
+	}
+	k := 0
+	lo, hi := oracleStretch(shards, func(r0, c0 int) ([]int8, []float32) {
+		// oracleStretch visits shards 0, 10, 20, … in order.
+		z := owner[k]
+		k += 10
+		return synth.Window(tilesOf[z.Zone], r0, c0, r0+256, c0+256)
+	})
+	for _, z := range y.Zones {
+		got, err := st.Stretch(z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Lo != lo || got.Hi != hi {
+			t.Errorf("zone %d: global stretch %v..%v, oracle %v..%v", z.Zone, got.Lo, got.Hi, lo, hi)
+		}
+	}
+	if c := st.StretchesComputed(); c != 1 {
+		t.Errorf("%d stretches computed, want 1 for the year", c)
+	}
+}
+
+// TestRGBZeroScale checks that a scale of 0 is valid (alpha 255), on sparse
+// tiles whose embeddings and scales all read as 0: the stretch is then
+// [0, 1] (p98 ≤ p2) and every pixel (0, 0, 0, 255).
+func TestRGBZeroScale(t *testing.T) {
+	ctx := context.Background()
+	specs := []synth.TileSpec{{Coord: index.TileCoord{Lon100: 2005, Lat100: 5}, NoLandmask: true}}
+	root := t.TempDir()
+	if _, err := synth.Write(ctx, root, synth.Options{Year: year, Tiles: specs, Sparse: true}); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := index.Discover(ctx, root, index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(cat, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := cat.Years[0].Zones[0]
+	sh := z.Shards(256)[0]
+	b, err := st.Get(ctx, fmt.Sprintf("%d.zarr/utm%02d/rgb/c/%d/%d/0", cat.Years[0].Year, z.Zone, sh.Row, sh.Col))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks, err := zarr.DecodeShard(b, 64*64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := z.Placements[0]
+	seen := 0
+	for k, ch := range chunks {
+		for p := 0; p < len(ch); p += 4 {
+			r := sh.Row*256 + (k/64)*4 + p/16
+			c := sh.Col*256 + (k%64)*4 + (p/4)%4
+			want := [4]byte{}
+			if r >= pl.Row && r < pl.Row+pl.Tile.H && c >= pl.Col && c < pl.Col+pl.Tile.W {
+				want[3] = 255
+				seen++
+			}
+			if [4]byte(ch[p:p+4]) != want {
+				t.Fatalf("pixel (%d, %d) = %v, want %v", r, c, ch[p:p+4], want)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no tile pixel in the shard")
+	}
+}
