@@ -55,6 +55,9 @@ type Stats struct {
 	Generated int64 // chunks generated
 	CacheHits int64 // chunks served from the cache
 	Bytes     int64 // bytes of generated chunks
+	// PeakGenerating is the most chunk generations that ran at once (at
+	// most Options.Workers).
+	PeakGenerating int64
 }
 
 // Store is the virtual key space of one tiles catalogue. Safe for
@@ -70,6 +73,7 @@ type Store struct {
 	modTime time.Time
 
 	generated, hits, bytes atomic.Int64
+	generating, peak       atomic.Int64 // generations running now, and at most
 
 	rgb     *rgbState           // previews: stretches, intermediates (rgb.go)
 	globals map[int]*globalYear // global_rgb per year (globalrgb.go)
@@ -128,7 +132,7 @@ func (s *Store) Catalogue() *index.Catalogue { return s.cat }
 
 // Stats returns the counters so far.
 func (s *Store) Stats() Stats {
-	return Stats{Generated: s.generated.Load(), CacheHits: s.hits.Load(), Bytes: s.bytes.Load()}
+	return Stats{Generated: s.generated.Load(), CacheHits: s.hits.Load(), Bytes: s.bytes.Load(), PeakGenerating: s.peak.Load()}
 }
 
 // ModTime is the modification time reported for every key.
@@ -288,7 +292,11 @@ func (s *Store) chunk(ctx context.Context, key string, r resolved) ([]byte, erro
 		if w == nil {
 			w = generate.NewWorker()
 		}
+		n := s.generating.Add(1)
+		for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
+		}
 		b, err := src.Generate(gctx, w, r.coords)
+		s.generating.Add(-1)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}

@@ -1,0 +1,316 @@
+// Package fusefs mounts a store.Store as a read-only FUSE file system
+// (go-fuse v2, fs API). It is a thin adapter: every name, size and byte
+// comes from the store, so the mount serves exactly what materialize
+// writes.
+//
+// What readers need from it (see the architecture's "Rules that follow
+// from readers"): exact sizes on lookup and getattr (a shard's size is
+// known once it is generated or read from the cache); listings that never
+// generate (READDIRPLUS is disabled, names come from the index); absent
+// shards answer ENOENT from the index at once; stable inode numbers (a
+// hash of the key); kernel caching (FOPEN_KEEP_CACHE, explicit entry,
+// attribute and negative timeouts, no direct I/O, so mmap works); and
+// EROFS for every kind of write.
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/tesserafs/tesserafs/store"
+)
+
+// fsys is what every node of one mount shares.
+type fsys struct {
+	st       *store.Store
+	log      *slog.Logger
+	mtime    time.Time
+	uid, gid uint32
+}
+
+// toErrno maps a store error to the errno a reader sees: a key the store
+// does not have is ENOENT, a cancelled request (the reader was
+// interrupted) EINTR, and anything else EIO, logged with the key so that
+// the cause is not lost. A source tile that vanished is EIO, not ENOENT:
+// the key exists, its inputs failed.
+func (f *fsys) toErrno(op, key string, err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, store.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return syscall.EINTR
+	}
+	f.log.Error("fusefs: "+op+" failed", "key", key, "err", err)
+	return syscall.EIO
+}
+
+// ino is a key's inode number: stable across mounts and processes. 1 is
+// the root's.
+func ino(key string) uint64 {
+	if key == "" {
+		return 1
+	}
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	n := h.Sum64()
+	if n <= 1 {
+		n += 2
+	}
+	return n
+}
+
+func join(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return dir + "/" + name
+}
+
+func (f *fsys) fillAttr(a *fuse.Attr, key string, isDir bool, size int64) {
+	a.Ino = ino(key)
+	if isDir {
+		a.Mode = syscall.S_IFDIR | 0o555
+		a.Nlink = 2
+	} else {
+		a.Mode = syscall.S_IFREG | 0o444
+		a.Nlink = 1
+		a.Size = uint64(size)
+		a.Blocks = (uint64(size) + 511) / 512
+	}
+	a.Blksize = 1 << 20
+	a.Owner = fuse.Owner{Uid: f.uid, Gid: f.gid}
+	a.SetTimes(&f.mtime, &f.mtime, &f.mtime)
+}
+
+// newNode makes the node of a key the store knows.
+func (f *fsys) newNode(ctx context.Context, parent *gofs.Inode, key string, info store.Info) *gofs.Inode {
+	if info.IsDir {
+		return parent.NewInode(ctx, &dirNode{fsys: f, key: key}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(key)})
+	}
+	return parent.NewInode(ctx, &fileNode{fsys: f, key: key, size: info.Size}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(key)})
+}
+
+// dirNode is a directory of the store: a group, an array, a chunk-grid
+// level, or a folder of the STAC catalog.
+type dirNode struct {
+	gofs.Inode
+	readOnly
+	*fsys
+	key string
+}
+
+var (
+	_ gofs.InodeEmbedder = (*dirNode)(nil)
+	_ gofs.NodeLookuper  = (*dirNode)(nil)
+	_ gofs.NodeReaddirer = (*dirNode)(nil)
+	_ gofs.NodeGetattrer = (*dirNode)(nil)
+	_ gofs.NodeStatfser  = (*dirNode)(nil)
+)
+
+// Lookup resolves a name. A name the index does not have is ENOENT at
+// once; a chunk's exact size costs its generation (or a cache lookup).
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	key := join(d.key, name)
+	info, err := d.st.Stat(ctx, key)
+	if err != nil {
+		return nil, d.toErrno("lookup", key, err)
+	}
+	d.fillAttr(&out.Attr, key, info.IsDir, info.Size)
+	return d.newNode(ctx, &d.Inode, key, info), 0
+}
+
+// Readdir lists names from the index; it never generates.
+func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	entries, err := d.st.ReadDir(ctx, d.key)
+	if err != nil {
+		return nil, d.toErrno("readdir", d.key, err)
+	}
+	out := make([]fuse.DirEntry, len(entries))
+	for i, e := range entries {
+		mode := uint32(syscall.S_IFREG)
+		if e.IsDir {
+			mode = syscall.S_IFDIR
+		}
+		out[i] = fuse.DirEntry{Name: e.Name, Mode: mode, Ino: ino(join(d.key, e.Name))}
+	}
+	return gofs.NewListDirStream(out), 0
+}
+
+func (d *dirNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d.fillAttr(&out.Attr, d.key, true, 0)
+	return 0
+}
+
+func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize = 1 << 20
+	out.Frsize = 1 << 20
+	out.NameLen = 255
+	return 0
+}
+
+// fileNode is a file of the store; its size was fixed at lookup.
+type fileNode struct {
+	gofs.Inode
+	readOnly
+	*fsys
+	key  string
+	size int64
+}
+
+var (
+	_ gofs.InodeEmbedder = (*fileNode)(nil)
+	_ gofs.NodeGetattrer = (*fileNode)(nil)
+	_ gofs.NodeOpener    = (*fileNode)(nil)
+	_ gofs.NodeReader    = (*fileNode)(nil)
+)
+
+func (n *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fillAttr(&out.Attr, n.key, false, n.size)
+	return 0
+}
+
+// Open refuses writing and returns a handle that fetches the bytes on its
+// first read: a file whose pages the kernel still holds (FOPEN_KEEP_CACHE)
+// is opened and read without asking the store at all.
+func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
+		return nil, 0, syscall.EROFS
+	}
+	return &handle{node: n}, fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// Read returns the bytes at off, clipped at the end of the file.
+func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h, ok := fh.(*handle)
+	if !ok { // no handle (should not happen): one of our own
+		h = &handle{node: n}
+	}
+	data, errno := h.bytes(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	if off >= int64(len(data)) {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(off+int64(len(dest)), int64(len(data)))
+	return fuse.ReadResultData(data[off:end]), 0
+}
+
+// handle is one open file: its bytes, fetched once on the first read.
+type handle struct {
+	node *fileNode
+	mu   sync.Mutex // guards data
+	data []byte
+}
+
+var _ gofs.FileHandle = (*handle)(nil)
+
+func (h *handle) bytes(ctx context.Context) ([]byte, syscall.Errno) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.data != nil {
+		return h.data, 0
+	}
+	n := h.node
+	data, err := n.st.Get(ctx, n.key)
+	if err != nil { // not remembered: an interrupted read may be retried
+		return nil, n.toErrno("read", n.key, err)
+	}
+	if int64(len(data)) != n.size {
+		// The size was fixed at lookup; the bytes must match it, or
+		// readers would see a truncated or padded file.
+		n.log.Error("fusefs: size changed since lookup", "key", n.key, "size", n.size, "now", len(data))
+		return nil, syscall.EIO
+	}
+	h.data = data
+	if h.data == nil {
+		h.data = []byte{}
+	}
+	return h.data, 0
+}
+
+// readOnly answers EROFS to every operation that would change the tree,
+// in case a request gets past the read-only mount flag.
+type readOnly struct{}
+
+var (
+	_ gofs.NodeSetattrer      = readOnly{}
+	_ gofs.NodeCreater        = readOnly{}
+	_ gofs.NodeMkdirer        = readOnly{}
+	_ gofs.NodeMknoder        = readOnly{}
+	_ gofs.NodeUnlinker       = readOnly{}
+	_ gofs.NodeRmdirer        = readOnly{}
+	_ gofs.NodeRenamer        = readOnly{}
+	_ gofs.NodeLinker         = readOnly{}
+	_ gofs.NodeSymlinker      = readOnly{}
+	_ gofs.NodeSetxattrer     = readOnly{}
+	_ gofs.NodeRemovexattrer  = readOnly{}
+	_ gofs.NodeWriter         = readOnly{}
+	_ gofs.NodeAllocater      = readOnly{}
+	_ gofs.NodeCopyFileRanger = readOnly{}
+	_ gofs.NodeTmpfiler       = readOnly{}
+)
+
+func (readOnly) Setattr(context.Context, gofs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
+	return syscall.EROFS
+}
+func (readOnly) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EROFS
+}
+func (readOnly) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (readOnly) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (readOnly) Unlink(context.Context, string) syscall.Errno { return syscall.EROFS }
+func (readOnly) Rmdir(context.Context, string) syscall.Errno  { return syscall.EROFS }
+func (readOnly) Rename(context.Context, string, gofs.InodeEmbedder, string, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (readOnly) Link(context.Context, gofs.InodeEmbedder, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (readOnly) Symlink(context.Context, string, string, *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EROFS
+}
+func (readOnly) Setxattr(context.Context, string, []byte, uint32) syscall.Errno { return syscall.EROFS }
+func (readOnly) Removexattr(context.Context, string) syscall.Errno              { return syscall.EROFS }
+func (readOnly) Write(context.Context, gofs.FileHandle, []byte, int64) (uint32, syscall.Errno) {
+	return 0, syscall.EROFS
+}
+func (readOnly) Allocate(context.Context, gofs.FileHandle, uint64, uint64, uint32) syscall.Errno {
+	return syscall.EROFS
+}
+func (readOnly) CopyFileRange(context.Context, gofs.FileHandle, uint64, *gofs.Inode, gofs.FileHandle, uint64, uint64, uint64) (uint32, syscall.Errno) {
+	return 0, syscall.EROFS
+}
+func (readOnly) Tmpfile(context.Context, uint32, uint32, *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EROFS
+}
+
+// NewRoot returns the root node of a file system serving st, for Mount
+// or for a caller that runs its own go-fuse server.
+func NewRoot(st *store.Store, log *slog.Logger) gofs.InodeEmbedder {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &dirNode{fsys: &fsys{
+		st:    st,
+		log:   log,
+		mtime: st.ModTime(),
+		uid:   uint32(os.Getuid()),
+		gid:   uint32(os.Getgid()),
+	}}
+}
