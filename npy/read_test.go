@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -39,7 +40,14 @@ func TestOpenFixtures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
 			path := filepath.Join(fixtures, tc.file)
+			info, serr := Stat(path)
 			f, err := Open(path)
+			if (serr == nil) != (err == nil) || err != nil && serr.Error() != err.Error() {
+				t.Errorf("Stat error %v, Open error %v", serr, err)
+			}
+			if err == nil && (!reflect.DeepEqual(info.Header, f.Header) || info.Size != f.Size || !info.ModTime.Equal(f.ModTime)) {
+				t.Errorf("Stat %+v, Open %+v", info, f)
+			}
 			if tc.wantErr != "" {
 				if err == nil {
 					f.Close()
@@ -176,6 +184,28 @@ func TestOpenNotRegular(t *testing.T) {
 	_, err = Open(filepath.Join(dir, "missing.npy"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Open(missing) error %v, want ErrNotExist", err)
+	}
+	_, err = Stat(dir)
+	if err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("Stat(dir) error %v", err)
+	}
+	_, err = Stat(filepath.Join(dir, "missing.npy"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Stat(missing) error %v, want ErrNotExist", err)
+	}
+	fifo := filepath.Join(dir, "fifo.npy")
+	if err := syscall.Mkfifo(fifo, 0o644); err == nil {
+		// Opening a FIFO for reading would block until a writer comes:
+		// only check Open's and Stat's verdict through a non-blocking open.
+		f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = open(f, fifo)
+		f.Close()
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Fatalf("open(fifo) error %v", err)
+		}
 	}
 }
 
@@ -328,6 +358,37 @@ func TestRoundTripWriteHeader(t *testing.T) {
 	}
 }
 
+// TestOpenLongHeader opens a file whose header is longer than the first
+// read: a format 2.0 header of 25,000 dimensions.
+func TestOpenLongHeader(t *testing.T) {
+	shape := make([]int, 25000)
+	for i := range shape {
+		shape[i] = 1
+	}
+	shape[0] = 3
+	var buf bytes.Buffer
+	if _, err := WriteHeader(&buf, "<f4", shape); err != nil {
+		t.Fatal(err)
+	}
+	buf.Write(make([]byte, 12))
+	path := filepath.Join(t.TempDir(), "long.npy")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	info, err := Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Header.Shape) != 25000 || info.Header.DataSize() != 12 {
+		t.Fatalf("header of %d dims, %d data bytes", len(info.Header.Shape), info.Header.DataSize())
+	}
+}
+
 func TestShapeString(t *testing.T) {
 	for shape, want := range map[string]string{"": "()", "7": "(7,)", "3 4": "(3, 4)"} {
 		h := Header{Shape: []int{}}
@@ -391,6 +452,34 @@ func FuzzParseHeader(f *testing.F) {
 		}
 		if again.Descr != h.Descr || again.FortranOrder != h.FortranOrder || !reflect.DeepEqual(again.Shape, h.Shape) {
 			t.Fatalf("round trip %+v → %+v", h, again)
+		}
+	})
+}
+
+// FuzzCheckFile runs Open's and Stat's checks (header read with one or two
+// preads, dtype, order, length) on arbitrary file contents. A file they
+// accept has exactly the length its header says.
+func FuzzCheckFile(f *testing.F) {
+	entries, err := os.ReadDir(fixtures)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".npy") {
+			raw, err := os.ReadFile(filepath.Join(fixtures, e.Name()))
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(raw)
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		h, d, err := checkFile(bytes.NewReader(raw), int64(len(raw)))
+		if err != nil {
+			return
+		}
+		if h.DataOffset+h.DataSize() != int64(len(raw)) || d.size <= 0 || h.FortranOrder {
+			t.Fatalf("accepted %+v (item %d) for %d bytes", h, d.size, len(raw))
 		}
 	})
 }
