@@ -181,7 +181,7 @@ func Discover(ctx context.Context, root string, opts Options) (*Catalogue, error
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		entries, err := os.ReadDir(s.dir)
+		entries, err := readDirUnsorted(s.dir)
 		if err != nil {
 			s.year.Problems = append(s.year.Problems, Problem{s.dir, "cannot list year directory: " + errReason(err)})
 			continue
@@ -213,8 +213,7 @@ func Discover(ctx context.Context, root string, opts Options) (*Catalogue, error
 	}
 
 	// Footprints, from names alone.
-	fps, err := footprints(ctx, scans)
-	if err != nil {
+	if err := footprints(ctx, scans); err != nil {
 		return nil, err
 	}
 
@@ -224,7 +223,7 @@ func Discover(ctx context.Context, root string, opts Options) (*Catalogue, error
 		workers = 4 * runtime.GOMAXPROCS(0)
 	}
 	for _, s := range scans {
-		if err := checkTiles(ctx, s, fps, landmasks, lmErr == nil, lmDir, workers); err != nil {
+		if err := checkTiles(ctx, s, landmasks, lmErr == nil, lmDir, workers); err != nil {
 			return nil, err
 		}
 		y := s.year
@@ -255,7 +254,8 @@ type yearScan struct {
 	year  *Year
 	dir   string
 	jobs  []tileJob
-	tiles []Tile // one per job; Embeddings == "" for a skipped tile
+	fps   []Footprint // one per job
+	tiles []Tile      // one per job; Embeddings == "" for a skipped tile
 }
 
 type tileJob struct {
@@ -288,6 +288,17 @@ func parseYear(name string) (int, bool) {
 	return y, true
 }
 
+// readDirUnsorted is os.ReadDir without the sort: a year directory can
+// hold 100,000 tiles, and the tiles are sorted by coordinates later.
+func readDirUnsorted(dir string) ([]fs.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
 // isDir reports whether e is a directory, following a symlink.
 func isDir(e fs.DirEntry, path string) bool {
 	if e.IsDir() {
@@ -300,31 +311,37 @@ func isDir(e fs.DirEntry, path string) bool {
 	return false
 }
 
-// listLandmasks lists the landmask directory once: the set of tile names
-// that have a mask, and warnings for entries that are not masks.
-func listLandmasks(dir string) (map[string]bool, []Problem, error) {
-	entries, err := os.ReadDir(dir)
+// listLandmasks lists the landmask directory once, by name only (no stat
+// of 100,000 files): the set of tiles that have a mask, and warnings for
+// names that are not masks.
+func listLandmasks(dir string) (map[TileCoord]bool, []Problem, error) {
+	f, err := os.Open(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, errors.New("no landmask directory")
 		}
 		return nil, nil, err
 	}
-	set := make(map[string]bool, len(entries))
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, nil, err
+	}
+	set := make(map[TileCoord]bool, len(names))
 	var warnings []Problem
 	sep := string(filepath.Separator)
-	for _, e := range entries {
-		name := e.Name()
+	for _, name := range names {
+		var c TileCoord
 		base, ok := trimSuffix(name, ".tiff")
 		if ok {
-			_, err := ParseTileName(base)
+			c, err = ParseTileName(base)
 			ok = err == nil
 		}
-		if !ok || e.IsDir() {
+		if !ok {
 			warnings = append(warnings, Problem{dir + sep + name, "not a landmask (want grid_<lon>_<lat>.tiff): ignored"})
 			continue
 		}
-		set[base] = true
+		set[c] = true
 	}
 	return set, warnings, nil
 }
@@ -336,28 +353,49 @@ func trimSuffix(s, suffix string) (string, bool) {
 	return s, false
 }
 
-// footprints computes the grid of every distinct tile of the scans. PROJ
-// objects are costly to create (milliseconds per CRS) and not safe to
-// share, so tiles are grouped by their own CRS and each group is projected
-// in one call by one worker, with Projectors reused across calls.
-func footprints(ctx context.Context, scans []*yearScan) (map[TileCoord]Footprint, error) {
-	byCRS := map[string][]TileCoord{}
-	seen := map[TileCoord]bool{}
-	for _, s := range scans {
-		for _, j := range s.jobs {
-			if !seen[j.coord] {
-				seen[j.coord] = true
-				crs := j.coord.TileEPSG()
-				byCRS[crs] = append(byCRS[crs], j.coord)
+// footprints computes the grid of every tile of the scans, once per
+// distinct tile. Tiles are grouped by their own CRS, each group projected
+// in one call by one of GOMAXPROCS workers (PROJ contexts are not safe to
+// share), with Projectors and their transformations reused across calls.
+func footprints(ctx context.Context, scans []*yearScan) error {
+	// Distinct tiles: those of the one year, or of all years merged.
+	var uniq []TileCoord
+	var where [][]int32 // where[s][j]: index in uniq of job j of scan s
+	if len(scans) == 1 {
+		for _, j := range scans[0].jobs {
+			uniq = append(uniq, j.coord) // names are canonical: distinct
+		}
+	} else {
+		at := map[TileCoord]int32{}
+		where = make([][]int32, len(scans))
+		for si, s := range scans {
+			where[si] = make([]int32, len(s.jobs))
+			for k, j := range s.jobs {
+				i, ok := at[j.coord]
+				if !ok {
+					i = int32(len(uniq))
+					at[j.coord] = i
+					uniq = append(uniq, j.coord)
+				}
+				where[si][k] = i
 			}
 		}
 	}
-	groups := make([][]TileCoord, 0, len(byCRS))
+	type crs struct {
+		zone  int
+		south bool
+	}
+	byCRS := map[crs][]int32{}
+	for i, c := range uniq {
+		k := crs{c.Zone(), c.Lat100 < 0}
+		byCRS[k] = append(byCRS[k], int32(i))
+	}
+	groups := make([][]int32, 0, len(byCRS))
 	for _, g := range byCRS {
 		groups = append(groups, g)
 	}
-	slices.SortFunc(groups, func(a, b []TileCoord) int { return len(b) - len(a) }) // big first
-	results := make([][]Footprint, len(groups))
+	slices.SortFunc(groups, func(a, b []int32) int { return len(b) - len(a) }) // big first
+	fps := make([]Footprint, len(uniq))
 	errs := make([]error, len(groups))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -365,29 +403,47 @@ func footprints(ctx context.Context, scans []*yearScan) (map[TileCoord]Footprint
 		wg.Go(func() {
 			p := getProjector()
 			defer putProjector(p)
+			var cs []TileCoord
 			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(groups) || ctx.Err() != nil {
+				gi := int(next.Add(1) - 1)
+				if gi >= len(groups) || ctx.Err() != nil {
 					return
 				}
-				results[i], errs[i] = p.Footprints(groups[i])
+				cs = cs[:0]
+				for _, i := range groups[gi] {
+					cs = append(cs, uniq[i])
+				}
+				res, err := p.Footprints(cs)
+				if err != nil {
+					errs[gi] = err
+					continue
+				}
+				for k, i := range groups[gi] {
+					fps[i] = res[k]
+				}
 			}
 		})
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	out := make(map[TileCoord]Footprint, len(seen))
-	for i, g := range groups {
-		if errs[i] != nil {
-			return nil, errs[i] // PROJ is broken (no proj.db?): nothing would work
-		}
-		for k, c := range g {
-			out[c] = results[i][k]
+	for _, err := range errs {
+		if err != nil {
+			return err // PROJ is broken (no proj.db?): nothing would work
 		}
 	}
-	return out, nil
+	for si, s := range scans {
+		if where == nil {
+			s.fps = fps
+			continue
+		}
+		s.fps = make([]Footprint, len(s.jobs))
+		for k, i := range where[si] {
+			s.fps[k] = fps[i]
+		}
+	}
+	return nil
 }
 
 // projectors are idle Projectors kept for the next Discover: each holds
@@ -416,7 +472,7 @@ func putProjector(p *Projector) {
 
 // checkTiles opens and checks every tile of s with the given number of
 // workers, filling s.tiles and the year's problems and warnings.
-func checkTiles(ctx context.Context, s *yearScan, fps map[TileCoord]Footprint, landmasks map[string]bool, haveLandmaskDir bool, lmDir string, workers int) error {
+func checkTiles(ctx context.Context, s *yearScan, landmasks map[TileCoord]bool, haveLandmaskDir bool, lmDir string, workers int) error {
 	s.tiles = make([]Tile, len(s.jobs))
 	problems := make([]*Problem, len(s.jobs))
 	warnings := make([]*Problem, len(s.jobs))
@@ -433,11 +489,11 @@ func checkTiles(ctx context.Context, s *yearScan, fps map[TileCoord]Footprint, l
 				j := s.jobs[i]
 				name := j.coord.Name()
 				lm := ""
-				if landmasks[name] {
+				if landmasks[j.coord] {
 					lm = lmDir + sep + name + ".tiff"
 				}
 				var warn *Problem
-				s.tiles[i], problems[i], warn = checkTile(s.year.Year, j, fps[j.coord], lm)
+				s.tiles[i], problems[i], warn = checkTile(s.year.Year, j, name, s.fps[i], lm)
 				if warn == nil && lm == "" && haveLandmaskDir && problems[i] == nil {
 					warn = &Problem{lmDir + sep + name + ".tiff", "no landmask: treated as all land"}
 				}
@@ -462,9 +518,8 @@ func checkTiles(ctx context.Context, s *yearScan, fps map[TileCoord]Footprint, l
 
 // checkTile checks one tile's files. It returns the tile, or a problem
 // naming the first offending file (and any other), and maybe a warning.
-func checkTile(year int, j tileJob, fp Footprint, landmask string) (Tile, *Problem, *Problem) {
+func checkTile(year int, j tileJob, name string, fp Footprint, landmask string) (Tile, *Problem, *Problem) {
 	sep := string(filepath.Separator)
-	name := j.coord.Name()
 	t := Tile{
 		Year: year, Coord: j.coord, Zone: j.coord.Zone(), Footprint: fp,
 		Embeddings: j.dir + sep + name + ".npy",
@@ -545,16 +600,15 @@ func gridMismatch(h npy.Header, fp Footprint) string {
 // checkNpy opens one .npy (which checks its header and length) and its
 // shape against the grid. It returns the file's stamp, or a reason.
 func checkNpy(path string, fp Footprint, check shapeCheck) (FileStamp, int, string) {
-	f, err := npy.Open(path)
+	info, err := npy.Stat(path)
 	if err != nil {
 		return FileStamp{}, 0, openReason(path, err)
 	}
-	defer f.Close()
-	bands, reason := check(f.Header, fp)
+	bands, reason := check(info.Header, fp)
 	if reason != "" {
 		return FileStamp{}, 0, reason
 	}
-	return FileStamp{path, f.Size, f.ModTime}, bands, ""
+	return FileStamp{path, info.Size, info.ModTime}, bands, ""
 }
 
 // openReason says why npy.Open failed, without repeating the path.
