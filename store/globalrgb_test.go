@@ -152,7 +152,7 @@ func TestGlobalMetadata(t *testing.T) {
 		wantArr := map[string]any{
 			"shape": []any{float64(h), float64(w), 4.0}, "data_type": "uint8", "fill_value": 0.0,
 			"dimension_names": []any{"lat", "lon", "band"},
-			"codecs": []any{map[string]any{"name": "bytes"}, map[string]any{"name": "zstd", "configuration": map[string]any{"level": 3.0, "checksum": false}}},
+			"codecs":          []any{map[string]any{"name": "bytes"}, map[string]any{"name": "zstd", "configuration": map[string]any{"level": 3.0, "checksum": false}}},
 		}
 		for k, v := range wantArr {
 			if !reflect.DeepEqual(arr[k], v) {
