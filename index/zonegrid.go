@@ -48,7 +48,8 @@ type Placement struct {
 type ShardIndex struct{ Row, Col int }
 
 // NewZoneGrid computes the grid of the given tiles, which must all be in
-// zone, and places them. It does not keep the slice.
+// zone, and places them. It does not keep the slice. A ZoneGrid must be
+// made by NewZoneGrid: its queries rely on the index it builds.
 func NewZoneGrid(year, zone int, tiles []*Tile) *ZoneGrid {
 	z := &ZoneGrid{Year: year, Zone: zone, shardSets: &shardSets{}}
 	if len(tiles) == 0 {
@@ -144,6 +145,9 @@ func (z *ZoneGrid) Overlapping(r0, c0, r1, c1 int) []Placement {
 	if r1 <= r0 || c1 <= c0 || len(z.Placements) == 0 {
 		return nil
 	}
+	if z.bucketAt == nil {
+		return z.scan(r0, c0, r1, c1) // not made by NewZoneGrid
+	}
 	// A tile that starts above r0−maxH+1 ends at or above r0.
 	lo := max(r0-z.maxH+1, 0)
 	if r1-1 < lo {
@@ -178,6 +182,17 @@ func (z *ZoneGrid) Overlapping(r0, c0, r1, c1 int) []Placement {
 	return out
 }
 
+// scan is Overlapping without the index.
+func (z *ZoneGrid) scan(r0, c0, r1, c1 int) []Placement {
+	var out []Placement
+	for _, p := range z.Placements {
+		if p.Row < r1 && p.Row+p.Tile.H > r0 && p.Col < c1 && p.Col+p.Tile.W > c0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // shardSets caches, per shard size, the set of shards some tile touches.
 // A zone has at most a few hundred thousand shards: one bit each.
 type shardSets struct {
@@ -195,10 +210,10 @@ func (z *ZoneGrid) shardSet(shard int) *shardSet {
 	if shard <= 0 {
 		return &shardSet{shard: shard}
 	}
-	if z.shardSets == nil { // a ZoneGrid not made by NewZoneGrid
-		z.shardSets = &shardSets{}
-	}
 	c := z.shardSets
+	if c == nil { // not made by NewZoneGrid: nowhere to cache
+		return z.newShardSet(shard)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.sets {
@@ -206,6 +221,12 @@ func (z *ZoneGrid) shardSet(shard int) *shardSet {
 			return s
 		}
 	}
+	s := z.newShardSet(shard)
+	c.sets = append(c.sets, s)
+	return s
+}
+
+func (z *ZoneGrid) newShardSet(shard int) *shardSet {
 	s := &shardSet{shard: shard}
 	s.rows, s.cols = z.ShardGrid(shard)
 	s.bits = make([]uint64, (s.rows*s.cols+63)/64)
@@ -222,7 +243,6 @@ func (z *ZoneGrid) shardSet(shard int) *shardSet {
 	for _, w := range s.bits {
 		s.n += bits.OnesCount64(w)
 	}
-	c.sets = append(c.sets, s)
 	return s
 }
 

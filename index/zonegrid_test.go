@@ -200,6 +200,19 @@ func TestOverlappingIsIndexed(t *testing.T) {
 	}
 }
 
+// TestZoneGridLiteral checks that a ZoneGrid not made by NewZoneGrid
+// still answers correctly, if slowly.
+func TestZoneGridLiteral(t *testing.T) {
+	z := randomZone(rand.New(rand.NewPCG(9, 9)), 300)
+	lit := &ZoneGrid{Year: z.Year, Zone: z.Zone, OriginE: z.OriginE, OriginN: z.OriginN, W: z.W, H: z.H, Placements: z.Placements}
+	if got, want := lit.Overlapping(1000, 1000, 3000, 3000), z.Overlapping(1000, 1000, 3000, 3000); !slices.Equal(got, want) || len(want) == 0 {
+		t.Errorf("Overlapping: %d placements, want %d", len(got), len(want))
+	}
+	if !slices.Equal(lit.Shards(256), z.Shards(256)) {
+		t.Error("Shards differ")
+	}
+}
+
 func TestOverlappingEmpty(t *testing.T) {
 	z := NewZoneGrid(2024, 30, nil)
 	if got := z.Overlapping(0, 0, 256, 256); got != nil {
