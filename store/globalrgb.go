@@ -137,10 +137,13 @@ func (gs *globalSource) Generate(ctx context.Context, _ *generate.Worker, c []in
 	if err != nil {
 		return nil, err
 	}
-	if gs.level == 0 {
-		return gs.level0(ctx, idx, c[0], c[1])
-	}
-	return gs.reduce(ctx, idx, c[0], c[1])
+	key := globalChunkKey(idx.Year, gs.level, c[0], c[1])
+	return gs.s.derivedChunk(ctx, key, func() []index.FileStamp { return gs.Inputs(c) }, func() ([]byte, error) {
+		if gs.level == 0 {
+			return gs.level0(ctx, idx, c[0], c[1])
+		}
+		return gs.reduce(ctx, idx, c[0], c[1])
+	})
 }
 
 func (gs *globalSource) getScratch() *generate.GlobalScratch {

@@ -445,27 +445,40 @@ func TestGlobalListing(t *testing.T) {
 	}
 }
 
-// TestGlobalGeneratesOnce reads the coarsest level of a store without a
-// cache: the whole pyramid below is built on the way, each chunk (and each
-// zone rgb shard) generated exactly once.
+// TestGlobalGeneratesOnce reads a store without a cache top-down (the
+// coarsest level first: the whole pyramid below is built on the way) and
+// bottom-up (each level from the one just read): either way each chunk,
+// and each zone rgb shard, is generated exactly once.
 func TestGlobalGeneratesOnce(t *testing.T) {
-	st := openStore(t, store.Options{Workers: 2})
-	idx, err := st.GlobalIndex(year)
-	if err != nil {
-		t.Fatal(err)
-	}
-	top := idx.Levels - 1
-	for _, c := range idx.Chunks(top) {
-		chunkRaw(t, st, top, c[0], c[1])
-	}
-	want := 0
-	for l := range idx.Levels {
-		want += idx.Count(l)
-	}
-	for _, z := range st.Catalogue().Year(year).Zones {
-		want += len(z.Shards(256))
-	}
-	if got := st.Stats().Generated; got != int64(want) {
-		t.Errorf("generated %d chunks, want %d (every global chunk and rgb shard once)", got, want)
+	for _, order := range []string{"top-down", "bottom-up"} {
+		t.Run(order, func(t *testing.T) {
+			st := openStore(t, store.Options{Workers: 2})
+			idx, err := st.GlobalIndex(year)
+			if err != nil {
+				t.Fatal(err)
+			}
+			levels := []int{idx.Levels - 1}
+			if order == "bottom-up" {
+				levels = nil
+				for l := range idx.Levels {
+					levels = append(levels, l)
+				}
+			}
+			for _, l := range levels {
+				for _, c := range idx.Chunks(l) {
+					chunkRaw(t, st, l, c[0], c[1])
+				}
+			}
+			want := 0
+			for l := range idx.Levels {
+				want += idx.Count(l)
+			}
+			for _, z := range st.Catalogue().Year(year).Zones {
+				want += len(z.Shards(256))
+			}
+			if got := st.Stats().Generated; got != int64(want) {
+				t.Errorf("generated %d chunks, want %d (every global chunk and rgb shard once)", got, want)
+			}
+		})
 	}
 }

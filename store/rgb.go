@@ -106,7 +106,8 @@ func (s *Store) dep(ctx context.Context, key string) ([]byte, error) {
 			w = generate.NewWorker()
 		}
 		defer st.workers.Put(w)
-		b, err := src.Generate(context.WithoutCancel(ctx), w, r.coords)
+		gctx := context.WithValue(context.WithoutCancel(ctx), fpKey{}, fp)
+		b, err := src.Generate(gctx, w, r.coords)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
@@ -118,13 +119,35 @@ func (s *Store) dep(ctx context.Context, key string) ([]byte, error) {
 		if c := s.opts.Cache; c != nil {
 			c.Put(key, fp, b)
 		}
-		st.derived.Put(key, fp, b)
 		return b, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.([]byte), nil
+}
+
+// fpKey carries, in the context of a dependency generation, the
+// fingerprint dep has already computed.
+type fpKey struct{}
+
+// derivedChunk returns the intermediate chunk key from the in-memory cache
+// or generates it with gen and keeps it there, whichever path asked for
+// it: a chunk the materializer or a reader asked for directly is then at
+// hand when the level above needs it.
+func (s *Store) derivedChunk(ctx context.Context, key string, inputs func() []index.FileStamp, gen func() ([]byte, error)) ([]byte, error) {
+	fp, _ := ctx.Value(fpKey{}).([]byte)
+	if fp == nil {
+		fp = fingerprint(key, inputs())
+	}
+	if b, ok := s.rgb.derived.Get(key, fp); ok {
+		return b, nil
+	}
+	b, err := gen()
+	if err == nil && b != nil {
+		s.rgb.derived.Put(key, fp, b)
+	}
+	return b, err
 }
 
 // stretchKey names a stretch: of one zone, or (zone 0) of a whole year.
@@ -247,14 +270,18 @@ func (r *rgbSource) Inputs(c []int) []index.FileStamp {
 
 // rgbArray is the rgb array of zone z.
 func (s *Store) rgbArray(z *index.ZoneGrid, shards []index.ShardIndex) *arrayNode {
-	src := &rgbSource{
+	var src *rgbSource
+	src = &rgbSource{
 		shardSource: &shardSource{zone: z, shards: shards, trailing: true,
-			gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
-				st, err := s.stretch(w, z)
-				if err != nil {
-					return nil, err
-				}
-				return w.RGBShard(z, i, j, s.masks, st)
+			gen: func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error) {
+				inputs := func() []index.FileStamp { return src.Inputs([]int{i, j, 0}) }
+				return s.derivedChunk(ctx, rgbShardKey(z, i, j), inputs, func() ([]byte, error) {
+					st, err := s.stretch(w, z)
+					if err != nil {
+						return nil, err
+					}
+					return w.RGBShard(z, i, j, s.masks, st)
+				})
 			}},
 		sampleInputs: sync.OnceValue(func() []index.FileStamp { return s.stretchInputs(z) }),
 	}
