@@ -520,18 +520,56 @@ func TestWriteErrors(t *testing.T) {
 }
 
 // BenchmarkWriteTile writes one equatorial tile (~160 MB: embeddings,
-// scales, landmask) per iteration.
+// scales, landmask) per iteration ("synth"), against two floors measured in
+// the same run: generating the same rows without writing them
+// ("generate", the CPU cost), and writing as many zero bytes through the
+// same atomic path ("zeros", the file system's cost).
 func BenchmarkWriteTile(b *testing.B) {
-	tiles := []TileSpec{{Coord: index.TileCoord{Lon100: 2005, Lat100: 5}}}
-	root := b.TempDir()
-	var sum Summary
-	for b.Loop() {
-		var err error
-		if sum, err = Write(context.Background(), root, Options{Year: 2024, Tiles: tiles}); err != nil {
-			b.Fatal(err)
-		}
+	spec := TileSpec{Coord: index.TileCoord{Lon100: 2005, Lat100: 5}}
+	fp, err := index.NewProjector().Footprint(spec.Coord)
+	if err != nil {
+		b.Fatal(err)
 	}
-	b.SetBytes(sum.Bytes)
+	data := int64(fp.H) * int64(fp.W) * (128 + 4)
+	b.Run("synth", func(b *testing.B) {
+		root := b.TempDir()
+		var sum Summary
+		for b.Loop() {
+			var err error
+			if sum, err = Write(context.Background(), root, Options{Year: 2024, Tiles: []TileSpec{spec}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.SetBytes(sum.Bytes)
+	})
+	b.Run("generate", func(b *testing.B) {
+		g := newRowGen(spec.Coord, fp)
+		emb, sc := make([]byte, fp.W*128), make([]byte, fp.W*4)
+		for b.Loop() {
+			for i := range fp.H {
+				g.embeddings(emb, i)
+				g.scales(sc, i, false)
+			}
+			g.mask()
+		}
+		b.SetBytes(data)
+	})
+	b.Run("zeros", func(b *testing.B) {
+		dir := b.TempDir()
+		nop := func([]byte, int) {}
+		for b.Loop() {
+			for _, f := range []struct {
+				name, descr string
+				shape       []int
+				row         int
+			}{{"e.npy", "<i1", []int{fp.H, fp.W, 128}, fp.W * 128}, {"s.npy", "<f4", []int{fp.H, fp.W}, fp.W * 4}} {
+				if _, err := writeNpy(context.Background(), filepath.Join(dir, f.name), f.descr, f.shape, f.row, false, nop); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.SetBytes(data)
+	})
 }
 
 // BenchmarkWriteSparse writes 100 sparse tiles per iteration.
