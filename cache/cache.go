@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,8 +50,9 @@ var ErrLocked = errors.New("cache directory is in use by another process")
 type Options struct {
 	// Budget bounds the disk space of the directory: live entries are
 	// kept below it by the headroom that not-yet-reclaimed value-log space
-	// needs, so the directory stays within Budget + 10 %. Default
-	// DefaultBudget; at least MinBudget.
+	// needs, so the directory stays within Budget + 10 %. At least
+	// MinBudget. A cache remembers its budget: zero means the one it was
+	// last opened with, or DefaultBudget for a new cache.
 	Budget int64
 	// MaintainInterval is how often evicted space is reclaimed and the
 	// access order is persisted; default 5 s. Evictions also start a round
@@ -203,7 +205,7 @@ func sizesFor(budget int64) sizes {
 // Open opens (or creates) the cache in dir.
 func Open(dir string, opts Options) (*Cache, error) {
 	if opts.Budget == 0 {
-		opts.Budget = DefaultBudget
+		opts.Budget = storedBudget(dir)
 	}
 	if opts.Budget < MinBudget {
 		return nil, fmt.Errorf("cache budget %d bytes: below the minimum of %d MiB", opts.Budget, MinBudget>>20)
@@ -263,9 +265,16 @@ func Open(dir string, opts Options) (*Cache, error) {
 		db.Close()
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
+	if err := writeBudget(dir, opts.Budget); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
 	c.mu.Lock()
 	c.evictLocked(0)
 	c.mu.Unlock()
+	if err := writeStatsFile(dir, c.Stats()); err != nil {
+		c.log.Warn("cache: writing the stats file", "dir", dir, "err", err)
+	}
 	c.wg.Add(1)
 	go c.loop()
 	return c, nil
@@ -703,6 +712,36 @@ func writeStatsFile(dir string, st Stats) error {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, StatsFile))
+}
+
+// budgetFile holds the budget a cache was last opened with, so that
+// commands that only look at a cache (stats, clear) need not be told it,
+// and never evict with a smaller default.
+const budgetFile = "tesserafs-cache-budget"
+
+func storedBudget(dir string) int64 {
+	b, err := os.ReadFile(filepath.Join(dir, budgetFile))
+	if err != nil {
+		return DefaultBudget
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || n < MinBudget {
+		return DefaultBudget
+	}
+	return n
+}
+
+func writeBudget(dir string, n int64) error {
+	if storedBudget(dir) == n {
+		if _, err := os.Stat(filepath.Join(dir, budgetFile)); err == nil {
+			return nil
+		}
+	}
+	tmp := filepath.Join(dir, "."+budgetFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(n, 10)+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, budgetFile))
 }
 
 // ReadStatsFile returns the stats a running cache last wrote into dir.

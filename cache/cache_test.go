@@ -291,6 +291,20 @@ func TestOpenLocked(t *testing.T) {
 	}
 }
 
+func TestBudgetRemembered(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 100<<20)
+	c.Close()
+	c2, err := Open(dir, Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if got := c2.Stats().Budget; got != 100<<20 {
+		t.Errorf("reopened without a budget: %d, want the remembered 100 MiB", got)
+	}
+}
+
 func TestBudgetTooSmall(t *testing.T) {
 	if _, err := Open(t.TempDir(), Options{Budget: 1 << 20}); err == nil {
 		t.Fatal("Open with a 1 MiB budget succeeded")

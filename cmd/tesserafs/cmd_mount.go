@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/tesserafs/tesserafs/cache"
+	"github.com/tesserafs/tesserafs/fusefs"
+	"github.com/tesserafs/tesserafs/store"
+)
+
+func init() { subcommands = append(subcommands, newMountCmd) }
+
+// cacheOptions are the flags of every command that opens a cache.
+type cacheOptions struct {
+	Cache     string
+	CacheSize string // parsed by budget
+}
+
+func (o *cacheOptions) register(fs *pflag.FlagSet, sizeUsage string) {
+	fs.StringVar(&o.Cache, "cache", "", "cache directory (created if needed)")
+	fs.StringVar(&o.CacheSize, "cache-size", "", sizeUsage)
+}
+
+// budget is --cache-size in bytes; 0 means the cache's remembered budget
+// (or the default for a new cache).
+func (o *cacheOptions) budget() (int64, error) {
+	if o.CacheSize == "" {
+		return 0, nil
+	}
+	n, err := parseSize(o.CacheSize)
+	if err != nil {
+		return 0, usageErrorf("--cache-size %q: %v", o.CacheSize, err)
+	}
+	if n < cache.MinBudget {
+		return 0, usageErrorf("--cache-size %s: at least %d MiB", o.CacheSize, cache.MinBudget>>20)
+	}
+	return n, nil
+}
+
+// open opens the cache, turning "in use" into a clear user error.
+func (o *cacheOptions) open(log *slog.Logger) (*cache.Cache, error) {
+	if o.Cache == "" {
+		return nil, usageErrorf("--cache is required")
+	}
+	budget, err := o.budget()
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.Open(o.Cache, cache.Options{Budget: budget, Logger: log})
+	if errors.Is(err, cache.ErrLocked) {
+		return nil, usageErrorf("cache %s is in use by another tesserafs process (a running mount?): "+
+			"unmount it first, or give this command another --cache", o.Cache)
+	}
+	return c, err
+}
+
+// parseSize parses a byte size: a number with an optional unit, binary
+// (K, M, G, T, KiB, MiB, GiB, TiB) or decimal (KB, MB, GB, TB); "20GiB",
+// "512M", "1.5G", "100000000".
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsDigit(r) && r != '.' })
+	num, unit := s, ""
+	if i >= 0 {
+		num, unit = s[:i], strings.ToLower(strings.TrimSpace(s[i:]))
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("not a size (want e.g. 20GiB, 500MB)")
+	}
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
+		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
+		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
+		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
+	}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("unknown unit %q (want KiB, MiB, GiB, TiB or KB, MB, GB, TB)", unit)
+	}
+	return int64(v * mult), nil
+}
+
+type mountOptions struct {
+	tileOptions
+	cacheOptions
+	ForceUnmount bool
+	AllowOther   bool
+	Debug        bool
+
+	// onReady, if set (tests), is called once the mount serves.
+	onReady func(*fusefs.Server, *store.Store)
+}
+
+func newMountCmd() *cobra.Command {
+	var o mountOptions
+	cmd := &cobra.Command{
+		Use:   "mount --tiles DIR --cache DIR [--cache-size 20GiB] MOUNTPOINT",
+		Short: "Serve the year stores as a read-only file system (FUSE)",
+		Long: `Mount serves the tree that materialize writes (<year>.zarr/ and the STAC
+catalog) as a read-only FUSE file system at MOUNTPOINT, which must be an
+existing directory. Every shard is generated from the source tiles when it is
+first looked up or read, and kept in a cache (--cache) bounded by
+--cache-size; the cache survives restarts. Readers (zarr-python, xarray,
+tensorstore, zarrita.js) open the mount point like any directory.
+
+It runs in the foreground until interrupted (Ctrl-C, SIGTERM), then unmounts.
+A mount left behind by a killed tesserafs ("transport endpoint is not
+connected") is reported with the way out; --force-unmount clears it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMount(cmd.Context(), o, args[0], cmd.OutOrStdout())
+		},
+	}
+	o.tileOptions.register(cmd.Flags())
+	o.registerStretch(cmd.Flags())
+	o.cacheOptions.register(cmd.Flags(), "cache budget: disk the cache may use, e.g. 20GiB (default: the cache's last, or 20GiB)")
+	cmd.Flags().BoolVar(&o.ForceUnmount, "force-unmount", false, "detach a stale mount left at MOUNTPOINT by a killed tesserafs, then mount")
+	cmd.Flags().BoolVar(&o.AllowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
+	cmd.Flags().BoolVar(&o.Debug, "debug-fuse", false, "log every FUSE request")
+	return cmd
+}
+
+// within reports whether path is dir or inside it (both absolute, clean).
+func within(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// realAbs is the absolute path with symlinks resolved where it exists.
+func realAbs(p string) string {
+	a := mustAbs(p)
+	if r, err := filepath.EvalSymlinks(a); err == nil {
+		return r
+	}
+	return filepath.Clean(a)
+}
+
+// checkMountpoint refuses mount points that would hide or loop into the
+// mount's own data, and explains stale and existing mounts.
+func checkMountpoint(o mountOptions, mp string, log *slog.Logger) error {
+	tiles, cdir := realAbs(o.Tiles), realAbs(o.Cache)
+	switch {
+	case within(mp, tiles):
+		return usageErrorf("mount point %s is inside the tiles root %s", mp, tiles)
+	case within(mp, cdir):
+		return usageErrorf("mount point %s is inside the cache directory %s", mp, cdir)
+	case within(tiles, mp):
+		return usageErrorf("the tiles root %s is inside the mount point %s: the mount would hide it", tiles, mp)
+	case within(cdir, mp):
+		return usageErrorf("the cache directory %s is inside the mount point %s: the mount would hide it", cdir, mp)
+	}
+	err := fusefs.CheckMountpoint(mp)
+	if errors.Is(err, fusefs.ErrStaleMount) {
+		if !o.ForceUnmount {
+			return usageErrorf("%s is a stale mount left by a tesserafs that did not unmount "+
+				"(transport endpoint is not connected).\nClear it with:  fusermount3 -u %s   (as root: umount -l %s)\n"+
+				"or run this command again with --force-unmount", mp, mp, mp)
+		}
+		log.Warn("detaching the stale mount", "mountpoint", mp)
+		if err := fusefs.LazyUnmount(mp); err != nil {
+			return fmt.Errorf("--force-unmount: %w", err)
+		}
+		err = fusefs.CheckMountpoint(mp)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return usageErrorf("mount point %s does not exist: create it first (mkdir -p %s)", mp, mp)
+	}
+	if err != nil {
+		return userError{err}
+	}
+	if fusefs.IsMounted(mp) {
+		return usageErrorf("%s is already a mount point (another tesserafs?): unmount it first (fusermount3 -u %s)", mp, mp)
+	}
+	return nil
+}
+
+func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.Writer) error {
+	start := time.Now()
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if o.Cache == "" {
+		return usageErrorf("--cache is required")
+	}
+	if _, err := o.budget(); err != nil {
+		return err
+	}
+	log := slog.Default()
+	mp := realAbs(mountpoint)
+	if err := checkMountpoint(o, mp, log); err != nil {
+		return err
+	}
+	c, err := o.cacheOptions.open(log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := c.Close(); err != nil {
+			log.Error("closing the cache", "err", err)
+		}
+	}()
+	cat, skipped, err := o.discover(ctx)
+	if err != nil {
+		return err
+	}
+	reportProblems(log, "skipped tile", skipped)
+	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build(), Cache: c, Logger: log})
+	if err != nil {
+		return err
+	}
+	srv, err := fusefs.Mount(ctx, st, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w\n(is FUSE available? /dev/fuse must exist; without root, fusermount3 from the fuse3 package is needed)", err)
+	}
+	cs := c.Stats()
+	var years []string
+	for _, y := range cat.Years {
+		years = append(years, fmt.Sprintf("%d.zarr", y.Year))
+	}
+	fmt.Fprintf(stdout, "tesserafs: mounted at %s (ready in %.2fs)\n", mp, time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "  serving %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped\n",
+		strings.Join(years, ", "), countTiles(cat), countZones(cat), len(skipped))
+	fmt.Fprintf(stdout, "  cache %s: %d entries, %s of %s\n", o.Cache, cs.Entries, fmtBytes(cs.Bytes), fmtBytes(cs.Budget))
+	fmt.Fprintf(stdout, "  to unmount: Ctrl-C or kill %d here, or  fusermount3 -u %s  (as root: umount %s)\n", os.Getpid(), mp, mp)
+	if o.onReady != nil {
+		o.onReady(srv, st)
+	}
+
+	served := make(chan struct{})
+	go func() { srv.Wait(); close(served) }()
+	select {
+	case <-ctx.Done():
+		log.Info("unmounting", "mountpoint", mp)
+		if err := srv.Unmount(); err != nil {
+			return err
+		}
+	case <-served:
+		log.Info("unmounted from outside", "mountpoint", mp)
+	}
+	s, cs := st.Stats(), c.Stats()
+	fmt.Fprintf(stdout, "tesserafs: unmounted %s: %d chunks generated (%s), %d served from the cache; cache %d entries, %s\n",
+		mp, s.Generated, fmtBytes(s.Bytes), s.CacheHits, cs.Entries, fmtBytes(cs.Bytes))
+	return nil
+}
+
+// fmtBytes prints a byte count with a binary unit.
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
