@@ -1,0 +1,138 @@
+# tesserafs: build, test, interop.
+#
+#   make deps     system packages (apt, when missing), Python venv (.venv), zarrita.js (tests/js)
+#   make build    bin/tesserafs
+#   make test     go vet, gofmt, go test, then the interop suite on a synthetic store
+#   make interop  only the interop suite (synth → materialize → pytest tests/interop)
+#   make bench    Go benchmarks
+#   make demo     synthesise, materialize and list a demo tree
+#   make clean
+#
+# Everything downloads at `make deps` time only; the tests never reach the network.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+MAKEFLAGS += --no-builtin-rules
+
+GO      ?= go
+PYTHON  ?= python3
+NODE    ?= node
+NPM     ?= npm
+export CGO_ENABLED := 1
+
+BIN     := bin/tesserafs
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+REQ     := tests/requirements.txt
+# The venv is rebuilt only when the pinned requirements change.
+REQ_HASH := $(shell sha256sum $(REQ) 2>/dev/null | cut -c1-16)
+VENV_STAMP := $(VENV)/.requirements-$(REQ_HASH)
+JS_DIR  := tests/js
+JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
+
+APT_PKGS := libproj-dev proj-data pkg-config fuse3
+
+# Interop: a fresh synthetic tiles root and materialized tree per run.
+INTEROP_DIR   ?= $(CURDIR)/tests/.work
+INTEROP_YEAR  ?= 2024
+INTEROP_TILES := $(INTEROP_DIR)/tiles
+INTEROP_OUT   := $(INTEROP_DIR)/out
+# name=/dir pairs the suite runs against (a mount is added here later).
+INTEROP_ROOTS ?= materialized=$(INTEROP_OUT)
+PYTEST_ARGS   ?=
+
+DEMO_DIR ?= $(CURDIR)/demo
+
+.PHONY: all deps apt-deps venv js-deps build test vet fmt-check go-test interop interop-data \
+        pytest-interop bench demo clean
+
+all: build
+
+# --- dependencies -------------------------------------------------------------
+
+deps: apt-deps venv js-deps
+
+apt-deps:
+	@missing=""; \
+	for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if [ -z "$$missing" ]; then echo "apt: system packages present"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "apt: missing:$$missing — not root, install them with: sudo apt-get install$$missing" >&2; exit 1; \
+	fi; \
+	echo "apt: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q --no-install-recommends $$missing || { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; }
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): $(REQ)
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check --only-binary=:all: -r $(REQ)
+	touch $@
+
+js-deps: $(JS_STAMP)
+
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	@if command -v $(NPM) >/dev/null; then \
+	  cd $(JS_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error; \
+	else echo "js: npm not found: the zarrita.js interop test will be skipped" >&2; fi
+
+# --- build and Go tests ---------------------------------------------------------
+
+build:
+	$(GO) build -o $(BIN) ./cmd/tesserafs
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out="$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...))"; \
+	if [ -n "$$out" ]; then echo "gofmt: these files need formatting:"; echo "$$out"; exit 1; fi
+
+go-test:
+	$(GO) test ./...
+
+test: vet fmt-check go-test interop
+
+# --- interop ------------------------------------------------------------------------
+
+interop: interop-data pytest-interop
+
+interop-data: build
+	rm -rf $(INTEROP_DIR)
+	mkdir -p $(INTEROP_DIR)
+	@echo "interop: synth → $(INTEROP_TILES)"
+	@start=$$(date +%s); \
+	./$(BIN) synth --out $(INTEROP_TILES) --year $(INTEROP_YEAR) --preset test; \
+	echo "interop: materialize → $(INTEROP_OUT)"; \
+	./$(BIN) materialize --tiles $(INTEROP_TILES) --out $(INTEROP_OUT) --year $(INTEROP_YEAR); \
+	echo "interop: data ready in $$(( $$(date +%s) - start )) s"
+
+# TESSERAFS_REQUIRE_JS=1 turns a skipped zarrita.js test into a failure.
+pytest-interop: venv js-deps
+	@start=$$(date +%s); \
+	TESSERAFS_TILES=$(INTEROP_TILES) TESSERAFS_ROOTS="$(INTEROP_ROOTS)" TESSERAFS_REQUIRE_JS=1 \
+	TESSERAFS_NODE=$(NODE) \
+	$(VPY) -m pytest -c tests/pytest.ini tests/interop $(PYTEST_ARGS); \
+	echo "interop: pytest took $$(( $$(date +%s) - start )) s"
+
+# --- bench, demo, clean -------------------------------------------------------------
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	rm -rf $(DEMO_DIR)
+	./$(BIN) synth --out $(DEMO_DIR)/tiles --year $(INTEROP_YEAR) --preset demo
+	./$(BIN) materialize --tiles $(DEMO_DIR)/tiles --out $(DEMO_DIR)/out --year $(INTEROP_YEAR)
+	@find $(DEMO_DIR)/out -maxdepth 3 | sort
+	@du -sh $(DEMO_DIR)/out
+
+clean:
+	rm -rf bin $(INTEROP_DIR) $(DEMO_DIR) $(VENV) $(JS_DIR)/node_modules
+	find tests -name __pycache__ -type d -prune -exec rm -rf {} +
