@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -102,4 +103,11 @@ func TestWriteHeaderWriteError(t *testing.T) {
 	if _, err := WriteHeader(failWriter{}, "<i1", []int{1}); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("err = %v, want the writer's error wrapped", err)
 	}
+}
+
+func ExampleWriteHeader() {
+	var buf bytes.Buffer
+	n, _ := WriteHeader(&buf, "<i1", []int{1113, 1106, 128})
+	fmt.Printf("data at %d: %q\n", n, strings.TrimRight(buf.String()[10:], " \n"))
+	// Output: data at 128: "{'descr': '<i1', 'fortran_order': False, 'shape': (1113, 1106, 128), }"
 }
