@@ -29,7 +29,7 @@ type synthOptions struct {
 	Sparse  bool
 	Workers int
 
-	tilesSet bool // --tiles was given, even as 0
+	tilesSet bool // --count was given, even as 0
 }
 
 func (o *synthOptions) register(fs *pflag.FlagSet) {
@@ -37,8 +37,8 @@ func (o *synthOptions) register(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Year, "year", 0, "year of the tiles")
 	fs.StringVar(&o.Preset, "preset", "", "named tile set: "+strings.Join(synth.PresetNames(), ", "))
 	fs.StringVar(&o.Region, "region", "", "every tile centred in the box `lon0,lat0,lon1,lat1`, in degrees")
-	fs.IntVar(&o.Tiles, "tiles", 0, "write `N` tiles in a compact block (with --at), for benchmarks")
-	fs.StringVar(&o.At, "at", "-0.05,52.05", "`lon,lat` of the south-west tile of the --tiles block")
+	fs.IntVar(&o.Tiles, "count", 0, "write `N` tiles in a compact block (with --at), for benchmarks")
+	fs.StringVar(&o.At, "at", "-0.05,52.05", "`lon,lat` of the south-west tile of the --count block")
 	fs.BoolVar(&o.Sparse, "sparse", false, "write sparse files: valid headers, no data blocks (reads as zeros)")
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "tiles generated at once")
 }
@@ -46,7 +46,7 @@ func (o *synthOptions) register(fs *pflag.FlagSet) {
 func newSynthCmd() *cobra.Command {
 	var o synthOptions
 	cmd := &cobra.Command{
-		Use:   "synth --out DIR --year Y (--preset NAME | --region lon0,lat0,lon1,lat1 | --tiles N [--at lon,lat])",
+		Use:   "synth --out DIR --year Y (--preset NAME | --region lon0,lat0,lon1,lat1 | --count N [--at lon,lat])",
 		Short: "Write deterministic synthetic source tiles for tests, demos and benchmarks",
 		Long: `Synth writes source tiles in the layout tesserafs reads (a tiles root), whose
 values are a known function of position (see package synth): band b < 127 of
@@ -59,7 +59,7 @@ the tiles of every year written so far.
 Choose the tiles with exactly one of:
   --preset NAME                  a named set (below)
   --region lon0,lat0,lon1,lat1   every tile whose centre lies in the box
-  --tiles N [--at lon,lat]       N tiles in a compact block, for benchmarks
+  --count N [--at lon,lat]       N tiles in a compact block, for benchmarks
 
 Presets:
 ` + indent(synth.PresetHelp(), "  ") + `
@@ -69,10 +69,10 @@ reads as zeros, a valid scale of 0) and an all-land landmask of a few KB:
 100,000 tiles take tens of seconds and almost no disk.`,
 		Example: `  tesserafs synth --out /tmp/tiles --year 2024 --preset test
   tesserafs synth --out /tmp/tiles --year 2024 --region 0,52,0.3,52.3
-  tesserafs synth --out /tmp/big --year 2024 --tiles 100000 --at 0.05,40.05 --sparse`,
+  tesserafs synth --out /tmp/big --year 2024 --count 100000 --at 0.05,40.05 --sparse`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.tilesSet = cmd.Flags().Changed("tiles")
+			o.tilesSet = cmd.Flags().Changed("count")
 			return runSynth(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
@@ -97,7 +97,7 @@ func (o *synthOptions) tileSpecs() ([]synth.TileSpec, error) {
 		}
 	}
 	if n != 1 {
-		return nil, usageErrorf("give exactly one of --preset, --region, --tiles")
+		return nil, usageErrorf("give exactly one of --preset, --region, --count")
 	}
 	switch {
 	case o.Preset != "":
@@ -127,7 +127,7 @@ func (o *synthOptions) tileSpecs() ([]synth.TileSpec, error) {
 		return tiles, nil
 	default:
 		if o.Tiles <= 0 {
-			return nil, usageErrorf("--tiles %d: want a positive number of tiles", o.Tiles)
+			return nil, usageErrorf("--count %d: want a positive number of tiles", o.Tiles)
 		}
 		v, err := parseFloats(o.At, 2)
 		if err != nil {

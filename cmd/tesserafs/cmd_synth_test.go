@@ -24,7 +24,7 @@ func TestSynthBadFlags(t *testing.T) {
 		{"no out", with(func(o *synthOptions) { o.Out = ""; o.Preset = "test" }), "--out is required"},
 		{"no year", with(func(o *synthOptions) { o.Year = 0; o.Preset = "test" }), "--year 0"},
 		{"zero workers", with(func(o *synthOptions) { o.Workers = 0; o.Preset = "test" }), "--workers 0"},
-		{"no source", ok, "exactly one of --preset, --region, --tiles"},
+		{"no source", ok, "exactly one of --preset, --region, --count"},
 		{"two sources", with(func(o *synthOptions) { o.Preset = "test"; o.Region = "0,0,1,1" }), "exactly one of"},
 		{"unknown preset", with(func(o *synthOptions) { o.Preset = "big" }), "presets: test, equator, demo"},
 		{"region lon0 >= lon1", with(func(o *synthOptions) { o.Region = "1,0,0,1" }), "lon0 1 must be less than lon1 0"},
@@ -33,8 +33,8 @@ func TestSynthBadFlags(t *testing.T) {
 		{"region not a number", with(func(o *synthOptions) { o.Region = "0,x,1,1" }), `"x" is not a number`},
 		{"region off the globe", with(func(o *synthOptions) { o.Region = "170,0,190,1" }), "outside"},
 		{"region holds no centre", with(func(o *synthOptions) { o.Region = "0.06,0,0.14,1" }), "no tile centre"},
-		{"tiles zero", with(func(o *synthOptions) { o.tilesSet = true }), "--tiles 0"},
-		{"tiles negative", with(func(o *synthOptions) { o.Tiles = -3 }), "--tiles -3"},
+		{"tiles zero", with(func(o *synthOptions) { o.tilesSet = true }), "--count 0"},
+		{"tiles negative", with(func(o *synthOptions) { o.Tiles = -3 }), "--count -3"},
 		{"at one number", with(func(o *synthOptions) { o.Tiles = 1; o.At = "1" }), "--at"},
 		{"at off the globe", with(func(o *synthOptions) { o.Tiles = 1; o.At = "0,95" }), "outside"},
 	}
@@ -63,7 +63,7 @@ func TestSynthCommand(t *testing.T) {
 		wantLine  string
 	}{
 		{"region", []string{"--region", "20.4,-85,20.5,-84.8"}, 2, "wrote 2 tiles for 2024"},
-		{"sparse block", []string{"--tiles", "5", "--at", "20.45,-84.95", "--sparse", "--workers", "3"}, 5, "wrote 5 sparse tiles for 2024"},
+		{"sparse block", []string{"--count", "5", "--at", "20.45,-84.95", "--sparse", "--workers", "3"}, 5, "wrote 5 sparse tiles for 2024"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,9 +97,9 @@ func TestSynthCommand(t *testing.T) {
 func TestSynthTilesZeroThroughCobra(t *testing.T) {
 	root := newRootCmd()
 	root.SetOut(&bytes.Buffer{})
-	root.SetArgs([]string{"synth", "--out", t.TempDir(), "--year", "2024", "--tiles", "0"})
+	root.SetArgs([]string{"synth", "--out", t.TempDir(), "--year", "2024", "--count", "0"})
 	err := root.ExecuteContext(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "--tiles 0: want a positive number") {
-		t.Fatalf("err = %v, want the --tiles count rejected", err)
+	if err == nil || !strings.Contains(err.Error(), "--count 0: want a positive number") {
+		t.Fatalf("err = %v, want the --count rejected", err)
 	}
 }
