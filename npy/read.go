@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -42,42 +43,88 @@ type Header struct {
 // (a tuple of non-negative ints), in any order, as a Python literal.
 // The dtype itself is checked by ItemSize, not here.
 func ParseHeader(r io.Reader) (Header, error) {
-	var pre [12]byte
-	n, err := io.ReadFull(r, pre[:8])
-	if n < len(magic) || string(pre[:len(magic)]) != magic {
-		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+	// Read exactly the header, then parse it as parseHeader does the
+	// first bytes of a file; a short read leaves parseHeader to say what
+	// is missing.
+	buf := make([]byte, 12, 256)
+	n, err := io.ReadFull(r, buf[:8])
+	if err != nil {
+		if err != io.EOF && err != io.ErrUnexpectedEOF {
 			return Header{}, fmt.Errorf("npy header: %w", err)
 		}
+		return parseHeader(buf[:n])
+	}
+	preLen, hlen := preamble(buf[:8])
+	if preLen == 0 {
+		return parseHeader(buf[:8]) // bad magic or version
+	}
+	if n, err = io.ReadFull(r, buf[8:preLen]); err != nil {
+		if err != io.EOF && err != io.ErrUnexpectedEOF {
+			return Header{}, fmt.Errorf("npy header: %w", err)
+		}
+		return parseHeader(buf[:8+n])
+	}
+	_, hlen = preamble(buf[:preLen])
+	if hlen > MaxHeaderLen {
+		return parseHeader(buf[:preLen])
+	}
+	buf = append(buf[:preLen], make([]byte, hlen)...)
+	if n, err = io.ReadFull(r, buf[preLen:]); err != nil {
+		if err != io.EOF && err != io.ErrUnexpectedEOF {
+			return Header{}, fmt.Errorf("npy header: %w", err)
+		}
+		return parseHeader(buf[:preLen+n])
+	}
+	return parseHeader(buf)
+}
+
+// preamble returns the length of the preamble (magic, version, header
+// length) of a header starting with b, 0 if b does not start one, and
+// the header length if b holds the whole preamble (else -1).
+func preamble(b []byte) (preLen, hlen int) {
+	if len(b) < 8 || string(b[:len(magic)]) != magic || b[7] != 0 {
+		return 0, -1
+	}
+	switch b[6] {
+	case 1:
+		if len(b) < 10 {
+			return 10, -1
+		}
+		return 10, int(binary.LittleEndian.Uint16(b[8:10]))
+	case 2, 3:
+		if len(b) < 12 {
+			return 12, -1
+		}
+		n := binary.LittleEndian.Uint32(b[8:12])
+		return 12, int(min(n, MaxHeaderLen+1))
+	}
+	return 0, -1
+}
+
+// parseHeader parses the header at the start of b, which may hold more
+// (the data) or less (then the error says so). The Header does not refer
+// to b.
+func parseHeader(b []byte) (Header, error) {
+	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
 		return Header{}, errors.New("npy header: not a .npy file (bad magic)")
 	}
-	if err != nil {
-		return Header{}, fmt.Errorf("npy header: %w", noEOF(err))
+	if len(b) < 8 {
+		return Header{}, fmt.Errorf("npy header: %w", io.ErrUnexpectedEOF)
 	}
-	major, minor := pre[6], pre[7]
-	var hlen, preLen int
-	switch {
-	case major == 1 && minor == 0:
-		if _, err := io.ReadFull(r, pre[8:10]); err != nil {
-			return Header{}, fmt.Errorf("npy header: %w", noEOF(err))
-		}
-		hlen, preLen = int(binary.LittleEndian.Uint16(pre[8:10])), 10
-	case (major == 2 || major == 3) && minor == 0:
-		if _, err := io.ReadFull(r, pre[8:12]); err != nil {
-			return Header{}, fmt.Errorf("npy header: %w", noEOF(err))
-		}
-		n := binary.LittleEndian.Uint32(pre[8:12])
-		if n > MaxHeaderLen {
-			return Header{}, fmt.Errorf("npy header: header length %d exceeds %d", n, MaxHeaderLen)
-		}
-		hlen, preLen = int(n), 12
-	default:
-		return Header{}, fmt.Errorf("npy header: unsupported format version %d.%d", major, minor)
+	preLen, hlen := preamble(b)
+	if preLen == 0 {
+		return Header{}, fmt.Errorf("npy header: unsupported format version %d.%d", b[6], b[7])
 	}
-	dict := make([]byte, hlen)
-	if _, err := io.ReadFull(r, dict); err != nil {
-		return Header{}, fmt.Errorf("npy header: dict of %d bytes: %w", hlen, noEOF(err))
+	if hlen < 0 {
+		return Header{}, fmt.Errorf("npy header: %w", io.ErrUnexpectedEOF)
 	}
-	h, err := parseDict(dict)
+	if hlen > MaxHeaderLen {
+		return Header{}, fmt.Errorf("npy header: header length %d exceeds %d", binary.LittleEndian.Uint32(b[8:12]), MaxHeaderLen)
+	}
+	if len(b) < preLen+hlen {
+		return Header{}, fmt.Errorf("npy header: dict of %d bytes: %w", hlen, io.ErrUnexpectedEOF)
+	}
+	h, err := parseDict(b[preLen : preLen+hlen])
 	if err != nil {
 		return Header{}, fmt.Errorf("npy header: %w", err)
 	}
@@ -296,32 +343,27 @@ func checkFile(r io.ReaderAt, size int64) (Header, dtype, error) {
 // when it is no longer than headProbe bytes (numpy.save's always are, for
 // a few dimensions), two otherwise.
 func headerAt(r io.ReaderAt) (Header, error) {
-	var probe [headProbe]byte
+	probe := probes.Get().(*[headProbe]byte)
+	defer probes.Put(probe)
 	n, err := r.ReadAt(probe[:], 0)
 	if err != nil && err != io.EOF {
 		return Header{}, err
 	}
 	b := probe[:n]
-	if n == len(probe) && string(b[:len(magic)]) == magic {
-		var total int
-		switch b[6] {
-		case 1:
-			total = 10 + int(binary.LittleEndian.Uint16(b[8:10]))
-		case 2, 3:
-			total = 12 + int(min(binary.LittleEndian.Uint32(b[8:12]), MaxHeaderLen))
+	if preLen, hlen := preamble(b); preLen > 0 && hlen >= 0 && preLen+min(hlen, MaxHeaderLen) > n && n == len(probe) {
+		b = make([]byte, preLen+min(hlen, MaxHeaderLen))
+		copy(b, probe[:])
+		m, err := r.ReadAt(b[n:], int64(n))
+		if err != nil && err != io.EOF {
+			return Header{}, err
 		}
-		if total > n {
-			b = make([]byte, total)
-			copy(b, probe[:])
-			m, err := r.ReadAt(b[n:], int64(n))
-			if err != nil && err != io.EOF {
-				return Header{}, err
-			}
-			b = b[:n+m]
-		}
+		b = b[:n+m]
 	}
-	return ParseHeader(bytes.NewReader(b))
+	return parseHeader(b)
 }
+
+// probes are headerAt's read buffers: discovery reads 200,000 headers.
+var probes = sync.Pool{New: func() any { return new([headProbe]byte) }}
 
 // ItemSize is the size of one element in bytes.
 func (f *File) ItemSize() int { return f.itemSize }
@@ -430,7 +472,7 @@ func parseDict(b []byte) (Header, error) {
 		}
 		p.ws()
 		dup := false
-		switch key {
+		switch string(key) {
 		case "descr":
 			dup, seen.descr = seen.descr, true
 		case "fortran_order":
@@ -443,14 +485,16 @@ func parseDict(b []byte) (Header, error) {
 		if dup {
 			return h, p.errorf("duplicate key %q", key)
 		}
-		switch key {
+		switch string(key) {
 		case "descr":
 			if p.peek() == '[' {
 				return h, p.errorf("structured dtypes are not supported")
 			}
-			if h.Descr, err = p.str(); err != nil {
+			d, err := p.str()
+			if err != nil {
 				return h, err
 			}
+			h.Descr = internDescr(d)
 		case "fortran_order":
 			switch {
 			case p.word("True"):
@@ -489,6 +533,20 @@ func parseDict(b []byte) (Header, error) {
 		return h, fmt.Errorf("shape %s: element count overflows", h.ShapeString())
 	}
 	return h, nil
+}
+
+// internDescr returns d as a string, without allocating for the dtypes
+// of source tiles.
+func internDescr(d []byte) string {
+	switch string(d) {
+	case "|i1":
+		return "|i1"
+	case "<i1":
+		return "<i1"
+	case "<f4":
+		return "<f4"
+	}
+	return string(d)
 }
 
 // parser is a cursor over the header dict.
@@ -544,28 +602,29 @@ func isIdent(c byte) bool {
 	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
 }
 
-// str parses a single- or double-quoted string without escapes.
-func (p *parser) str() (string, error) {
+// str parses a single- or double-quoted string without escapes, returning
+// its bytes (a slice of the header: copy to keep).
+func (p *parser) str() ([]byte, error) {
 	q := p.peek()
 	if q != '\'' && q != '"' {
-		return "", p.errorf("want a quoted string")
+		return nil, p.errorf("want a quoted string")
 	}
 	start := p.i + 1
 	for j := start; j < len(p.b); j++ {
 		switch p.b[j] {
 		case q:
 			p.i = j + 1
-			return string(p.b[start:j]), nil
+			return p.b[start:j], nil
 		case '\\':
 			p.i = j
-			return "", p.errorf("escape in string not supported")
+			return nil, p.errorf("escape in string not supported")
 		case '\n':
 			p.i = j
-			return "", p.errorf("unterminated string")
+			return nil, p.errorf("unterminated string")
 		}
 	}
 	p.i = len(p.b)
-	return "", p.errorf("unterminated string")
+	return nil, p.errorf("unterminated string")
 }
 
 // tuple parses a Python tuple of non-negative ints: (), (n,), (n, m) or
@@ -574,7 +633,7 @@ func (p *parser) tuple() ([]int, error) {
 	if !p.eat('(') {
 		return nil, p.errorf("shape: want a tuple")
 	}
-	shape := []int{}
+	shape := make([]int, 0, 3)
 	comma := false
 	for {
 		p.ws()
@@ -601,21 +660,24 @@ func (p *parser) tuple() ([]int, error) {
 // uint parses a decimal int as Python writes it: no sign, no leading zeros.
 func (p *parser) uint() (int, error) {
 	start := p.i
+	v, overflow := 0, false
 	for p.i < len(p.b) && '0' <= p.b[p.i] && p.b[p.i] <= '9' {
+		d := int(p.b[p.i] - '0')
+		if v > (math.MaxInt-d)/10 {
+			overflow = true
+		}
+		v = v*10 + d
 		p.i++
 	}
-	s := string(p.b[start:p.i])
-	if s == "" {
+	digits := p.b[start:p.i]
+	switch {
+	case len(digits) == 0:
 		return 0, p.errorf("shape: want a non-negative integer")
-	}
-	if len(s) > 1 && s[0] == '0' {
-		return 0, p.errorf("shape: %q has a leading zero", s)
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, p.errorf("shape: dimension %s out of range", s)
-	}
-	if isIdent(p.peek()) {
+	case len(digits) > 1 && digits[0] == '0':
+		return 0, p.errorf("shape: %q has a leading zero", digits)
+	case overflow:
+		return 0, p.errorf("shape: dimension %s out of range", digits)
+	case isIdent(p.peek()):
 		return 0, p.errorf("shape: want a non-negative integer")
 	}
 	return v, nil
