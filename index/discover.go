@@ -543,12 +543,12 @@ func checkTile(year int, j tileJob, name string, fp Footprint, landmask string) 
 	inputs[0], inputs[1] = embStamp, scStamp
 	var warn *Problem
 	if landmask != "" {
-		fi, err := os.Stat(landmask)
+		size, mtime, err := statFile(landmask)
 		if err != nil {
 			warn = &Problem{landmask, errReason(err) + ": treated as all land"}
 		} else {
 			t.Landmask = landmask
-			inputs = append(inputs, FileStamp{landmask, fi.Size(), fi.ModTime()})
+			inputs = append(inputs, FileStamp{landmask, size, mtime})
 		}
 	}
 	t.ScalesBands = bands

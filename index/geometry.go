@@ -3,6 +3,7 @@ package index
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,11 +31,15 @@ func (c TileCoord) Lat() float64 { return float64(c.Lat100) / 100 }
 
 // Name is the tile's base name in the source layout, e.g. "grid_-0.05_52.05".
 func (c TileCoord) Name() string {
-	b := make([]byte, 0, 24)
+	var buf [32]byte
+	return string(c.appendName(buf[:0]))
+}
+
+func (c TileCoord) appendName(b []byte) []byte {
 	b = append(b, "grid_"...)
 	b = appendHundredths(b, c.Lon100)
 	b = append(b, '_')
-	return string(appendHundredths(b, c.Lat100))
+	return appendHundredths(b, c.Lat100)
 }
 
 func (c TileCoord) String() string { return c.Name() }
@@ -88,7 +93,8 @@ func ParseTileName(name string) (TileCoord, error) {
 	if mod(lon, 10) != 5 || mod(lat, 10) != 5 {
 		return TileCoord{}, fmt.Errorf("tile name %q: centre not on the 0.05 + k·0.1 grid", name)
 	}
-	if c.Name() != name {
+	var buf [32]byte
+	if string(c.appendName(buf[:0])) != name { // compared without allocating
 		return TileCoord{}, fmt.Errorf("tile name %q: not in canonical form %q", name, c.Name())
 	}
 	return c, nil
@@ -246,7 +252,7 @@ func (p *Projector) Footprints(cs []TileCoord) ([]Footprint, error) {
 	out := make([]Footprint, len(cs))
 	var corners []proj.Coord
 	for _, idx := range byCRS {
-		corners = corners[:0]
+		corners = slices.Grow(corners[:0], 4*len(idx))
 		for _, i := range idx {
 			corners = tileCorners(cs[i], corners)
 		}
