@@ -28,7 +28,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("TESSERAFS_FUSEFS_CHILD"); dir != "" {
 		os.Exit(mountChild(dir))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	runTeardown() // the benchmarks' mounts
+	os.Exit(code)
 }
 
 // readAll reads keys through the mount at mp.

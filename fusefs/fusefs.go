@@ -173,7 +173,14 @@ var (
 	_ gofs.NodeGetattrer = (*fileNode)(nil)
 	_ gofs.NodeOpener    = (*fileNode)(nil)
 	_ gofs.NodeReader    = (*fileNode)(nil)
+	_ gofs.NodeFlusher   = (*fileNode)(nil)
 )
+
+// Flush answers ENOSYS: there is nothing to flush, and the kernel stops
+// sending FLUSH on every close once told so.
+func (n *fileNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno {
+	return syscall.ENOSYS
+}
 
 func (n *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.fillAttr(&out.Attr, n.key, false, n.size)
@@ -182,12 +189,13 @@ func (n *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.Att
 
 // Open refuses writing and returns a handle that fetches the bytes on its
 // first read: a file whose pages the kernel still holds (FOPEN_KEEP_CACHE)
-// is opened and read without asking the store at all.
+// is opened and read without asking the store at all. FOPEN_NOFLUSH spares
+// a FLUSH round trip on every close.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	return &handle{node: n}, fuse.FOPEN_KEEP_CACHE, 0
+	return &handle{node: n}, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
 }
 
 // Read returns the bytes at off, clipped at the end of the file.

@@ -41,6 +41,11 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
+// quietLogger drops everything below errors.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
 // testTiles is the shared "test" preset.
 func testTiles(t testing.TB) string { return testtiles.Root(t, "test") }
 
