@@ -45,13 +45,18 @@ def assert_equal(got, want, zone: geometry.Zone, r0: int, c0: int, what: str, b0
     lines = [f"{reader} {zone.name} {what}: {len(bad)} of {ok.size} values differ from the oracle "
              f"(window rows {r0}..{r0 + got.shape[0]}, cols {c0}..{c0 + got.shape[1]})"]
     if got.ndim == 3:
-        pix = np.unique(bad[:, :2], axis=0)
-        lines.append(f"  {len(pix)} pixels affected; bands affected: "
+        pix_bad = ~ok.all(axis=2)
+        lines.append(f"  {int(pix_bad.sum())} pixels affected; bands affected: "
                      f"{sorted(set(int(b) + b0 for b in bad[:, 2]))[:20]}")
-    for idx in bad[:8]:
-        r, c = int(idx[0]) + r0, int(idx[1]) + c0
-        band = f" band {int(idx[2]) + b0}" if got.ndim == 3 else ""
-        lines.append(f"  {describe_pixel(zone, r, c)}{band}: got {got[tuple(idx)]!r}, want {want[tuple(idx)]!r}")
+        for i, j in np.argwhere(pix_bad)[:6]:
+            bands = np.nonzero(~ok[i, j])[0]
+            k = bands[0]
+            lines.append(f"  {describe_pixel(zone, r0 + int(i), c0 + int(j))}: {len(bands)} bands differ, "
+                         f"band {int(k) + b0} got {got[i, j, k].item()!r} want {want[i, j, k].item()!r}")
+    else:
+        for i, j in bad[:6]:
+            lines.append(f"  {describe_pixel(zone, r0 + int(i), c0 + int(j))}: "
+                         f"got {got[i, j].item()!r}, want {want[i, j].item()!r}")
     raise AssertionError("\n".join(lines))
 
 
