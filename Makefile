@@ -3,7 +3,8 @@
 #   make deps     system packages (apt, when missing), Python venv (.venv), zarrita.js (tests/js)
 #   make build    bin/tesserafs
 #   make test     go vet, gofmt, go test, then the interop suite on a synthetic store
-#   make interop  only the interop suite (synth → materialize → pytest tests/interop)
+#   make interop  only the interop suite (synth → materialize → pytest tests/interop);
+#                 PYTEST_ARGS='-k zarrita -x' narrows it, INTEROP_DIR=dir keeps its data
 #   make bench    Go benchmarks
 #   make demo     synthesise, materialize and list a demo tree
 #   make clean
@@ -33,19 +34,18 @@ JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
 
 APT_PKGS := libproj-dev proj-data pkg-config fuse3
 
-# Interop: a fresh synthetic tiles root and materialized tree per run.
-INTEROP_DIR   ?= $(CURDIR)/tests/.work
+# Interop: a fresh synthetic tiles root and materialized tree per run, in a
+# new directory under tests/.work (concurrent runs do not collide), removed
+# after a passing run. INTEROP_DIR=/some/dir uses (and keeps) that directory.
+INTEROP_DIR   ?=
 INTEROP_YEAR  ?= 2024
-INTEROP_TILES := $(INTEROP_DIR)/tiles
-INTEROP_OUT   := $(INTEROP_DIR)/out
-# name=/dir pairs the suite runs against (a mount is added here later).
-INTEROP_ROOTS ?= materialized=$(INTEROP_OUT)
+# Extra name=/dir roots to test besides the materialized tree (e.g. a mount).
+INTEROP_EXTRA_ROOTS ?=
 PYTEST_ARGS   ?=
 
 DEMO_DIR ?= $(CURDIR)/demo
 
-.PHONY: all deps apt-deps venv js-deps build test vet fmt-check go-test interop interop-data \
-        pytest-interop bench demo clean
+.PHONY: all deps apt-deps venv js-deps build test vet fmt-check go-test interop bench demo clean
 
 all: build
 
@@ -101,25 +101,25 @@ test: vet fmt-check go-test interop
 
 # --- interop ------------------------------------------------------------------------
 
-interop: interop-data pytest-interop
-
-interop-data: build
-	rm -rf $(INTEROP_DIR)
-	mkdir -p $(INTEROP_DIR)
-	@echo "interop: synth → $(INTEROP_TILES)"
-	@start=$$(date +%s); \
-	./$(BIN) synth --out $(INTEROP_TILES) --year $(INTEROP_YEAR) --preset test; \
-	echo "interop: materialize → $(INTEROP_OUT)"; \
-	./$(BIN) materialize --tiles $(INTEROP_TILES) --out $(INTEROP_OUT) --year $(INTEROP_YEAR); \
-	echo "interop: data ready in $$(( $$(date +%s) - start )) s"
-
 # TESSERAFS_REQUIRE_JS=1 turns a skipped zarrita.js test into a failure.
-pytest-interop: venv js-deps
-	@start=$$(date +%s); \
-	TESSERAFS_TILES=$(INTEROP_TILES) TESSERAFS_ROOTS="$(INTEROP_ROOTS)" TESSERAFS_REQUIRE_JS=1 \
-	TESSERAFS_NODE=$(NODE) \
-	$(VPY) -m pytest -c tests/pytest.ini tests/interop $(PYTEST_ARGS); \
-	echo "interop: pytest took $$(( $$(date +%s) - start )) s"
+interop: build venv js-deps
+	@dir="$(INTEROP_DIR)"; keep=1; \
+	if [ -z "$$dir" ]; then mkdir -p tests/.work; dir="$$(mktemp -d "$(CURDIR)/tests/.work/run.XXXXXX")"; keep=0; \
+	else rm -rf "$$dir"; mkdir -p "$$dir"; fi; \
+	start=$$(date +%s); \
+	echo "interop: synth → $$dir/tiles"; \
+	./$(BIN) synth --out "$$dir/tiles" --year $(INTEROP_YEAR) --preset test; \
+	echo "interop: materialize → $$dir/out"; \
+	./$(BIN) materialize --tiles "$$dir/tiles" --out "$$dir/out" --year $(INTEROP_YEAR); \
+	echo "interop: data ready in $$(( $$(date +%s) - start )) s"; \
+	roots="materialized=$$dir/out$(if $(INTEROP_EXTRA_ROOTS),:$(INTEROP_EXTRA_ROOTS))"; \
+	start=$$(date +%s); rc=0; \
+	TESSERAFS_TILES="$$dir/tiles" TESSERAFS_ROOTS="$$roots" TESSERAFS_YEAR=$(INTEROP_YEAR) \
+	TESSERAFS_REQUIRE_JS=1 TESSERAFS_NODE=$(NODE) \
+	$(VPY) -m pytest -c tests/pytest.ini tests/interop $(PYTEST_ARGS) || rc=$$?; \
+	echo "interop: pytest took $$(( $$(date +%s) - start )) s (exit $$rc)"; \
+	if [ $$rc -eq 0 ] && [ $$keep -eq 0 ]; then rm -rf "$$dir"; else echo "interop: data kept in $$dir"; fi; \
+	exit $$rc
 
 # --- bench, demo, clean -------------------------------------------------------------
 
@@ -134,5 +134,5 @@ demo: build
 	@du -sh $(DEMO_DIR)/out
 
 clean:
-	rm -rf bin $(INTEROP_DIR) $(DEMO_DIR) $(VENV) $(JS_DIR)/node_modules
+	rm -rf bin tests/.work $(DEMO_DIR) $(VENV) $(JS_DIR)/node_modules
 	find tests -name __pycache__ -type d -prune -exec rm -rf {} +
