@@ -60,7 +60,7 @@ def _parse_roots() -> list[tuple[str, Path]]:
         name, sep, path = part.partition("=")
         if not sep or not name or not path:
             raise pytest.UsageError(f"TESSERAFS_ROOTS entry {part!r}: want name=/dir")
-        p = Path(path)
+        p = Path(path).absolute()
         if not p.is_dir():
             raise pytest.UsageError(f"TESSERAFS_ROOTS: {name}: {p} is not a directory")
         roots.append((name, p))
@@ -95,7 +95,7 @@ def pytest_configure(config):
     if not manifest.tiles:
         raise pytest.UsageError(f"{tiles}/synth.json lists no tiles")
     config._tfs_manifest = manifest
-    config._tfs_tiles = Path(tiles)
+    config._tfs_tiles = Path(tiles).absolute()
     config._tfs_roots = [Root(n, p, manifest.year) for n, p in _parse_roots()]
     config._tfs_shared = _shared_dir()
 
