@@ -3,7 +3,8 @@
 #   make deps     system packages (apt, when missing), Python venv (.venv), zarrita.js (tests/js)
 #   make build    bin/tesserafs
 #   make test     go vet, gofmt, go test, then the interop suite on a synthetic store
-#   make interop  only the interop suite (synth → materialize → pytest tests/interop);
+#   make interop  only the interop suite: synth → materialize, mount the same tiles,
+#                 pytest tests/interop against both (tests/with-mount.sh);
 #                 PYTEST_ARGS='-k zarrita -x' narrows it, INTEROP_DIR=dir keeps its data
 #   make bench    Go benchmarks
 #   make demo     synthesise, materialize and list a demo tree
@@ -97,7 +98,7 @@ fmt-check:
 go-test:
 	$(GO) test ./...
 
-test: vet fmt-check go-test interop
+test: deps vet fmt-check go-test interop
 
 # --- interop ------------------------------------------------------------------------
 
@@ -116,7 +117,8 @@ interop: build venv js-deps
 	start=$$(date +%s); rc=0; \
 	TESSERAFS_TILES="$$dir/tiles" TESSERAFS_ROOTS="$$roots" TESSERAFS_YEAR=$(INTEROP_YEAR) \
 	TESSERAFS_REQUIRE_JS=1 TESSERAFS_NODE=$(NODE) \
-	$(VPY) -m pytest -c tests/pytest.ini tests/interop $(PYTEST_ARGS) || rc=$$?; \
+	tests/with-mount.sh ./$(BIN) "$$dir/tiles" "$$dir/mount" \
+	  $(VPY) -m pytest -c tests/pytest.ini tests/interop $(PYTEST_ARGS) || rc=$$?; \
 	echo "interop: pytest took $$(( $$(date +%s) - start )) s (exit $$rc)"; \
 	if [ $$rc -eq 0 ] && [ $$keep -eq 0 ]; then rm -rf "$$dir"; else echo "interop: data kept in $$dir"; fi; \
 	exit $$rc
