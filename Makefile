@@ -7,7 +7,7 @@
 #                 pytest tests/interop against both (tests/with-mount.sh);
 #                 PYTEST_ARGS='-k zarrita -x' narrows it, INTEROP_DIR=dir keeps its data
 #   make bench    Go benchmarks
-#   make demo     synthesise, materialize and list a demo tree
+#   make demo     synthesise tiles; mount and read them with xarray; materialize; quicklooks
 #   make clean
 #
 # Everything downloads at `make deps` time only; the tests never reach the network.
@@ -128,12 +128,8 @@ interop: build venv js-deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-demo: build
-	rm -rf $(DEMO_DIR)
-	./$(BIN) synth --out $(DEMO_DIR)/tiles --year $(INTEROP_YEAR) --preset demo
-	./$(BIN) materialize --tiles $(DEMO_DIR)/tiles --out $(DEMO_DIR)/out --year $(INTEROP_YEAR)
-	@find $(DEMO_DIR)/out -maxdepth 3 | sort
-	@du -sh $(DEMO_DIR)/out
+demo: deps build
+	scripts/demo.sh $(BIN) $(CURDIR)/$(VPY) $(DEMO_DIR)
 
 clean:
 	rm -rf bin tests/.work $(DEMO_DIR) $(VENV) $(JS_DIR)/node_modules
