@@ -114,6 +114,9 @@ type Options struct {
 	Workers int
 	// Logger receives warnings, aggregated; nil means slog.Default().
 	Logger *slog.Logger
+	// LogLimit is how many skipped tiles and warnings of each kind are
+	// logged in full before the rest are only counted; 0 means 5.
+	LogLimit int
 }
 
 // Discover indexes the tiles under root (spec §1). It lists the
@@ -245,7 +248,7 @@ func Discover(ctx context.Context, root string, opts Options) (*Catalogue, error
 	}
 	slices.SortFunc(cat.Years, func(a, b *Year) int { return a.Year - b.Year })
 	sortProblems(cat.Warnings)
-	cat.log(log, time.Since(start))
+	cat.log(log, opts.LogLimit, time.Since(start))
 	return cat, nil
 }
 
@@ -646,15 +649,19 @@ func sortProblems(ps []Problem) {
 	})
 }
 
-// maxLogged is how many problems and warnings of each kind are logged in
-// full; the rest are counted.
-const maxLogged = 5
+// defaultLogLimit is how many problems and warnings of each kind are
+// logged in full unless Options.LogLimit says otherwise; the rest are
+// counted.
+const defaultLogLimit = 5
 
-func (c *Catalogue) log(log *slog.Logger, took time.Duration) {
+func (c *Catalogue) log(log *slog.Logger, limit int, took time.Duration) {
+	if limit <= 0 {
+		limit = defaultLogLimit
+	}
 	logSome := func(msg string, ps []Problem, attrs ...any) {
 		for i, p := range ps {
-			if i == maxLogged {
-				log.Warn(fmt.Sprintf("%s: %d more not shown", msg, len(ps)-maxLogged), attrs...)
+			if i == limit {
+				log.Warn(fmt.Sprintf("%s: %d more not shown", msg, len(ps)-limit), attrs...)
 				break
 			}
 			log.Warn(msg, append(attrs, "path", p.Path, "reason", p.Reason)...)

@@ -240,7 +240,6 @@ func runCacheWarm(ctx context.Context, o cacheWarmOptions, stdout io.Writer) err
 	if err != nil {
 		return err
 	}
-	reportProblems(log, "skipped tile", skipped)
 	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build(), Cache: c, Logger: log})
 	if err != nil {
 		return err
@@ -282,6 +281,9 @@ func runCacheWarm(ctx context.Context, o cacheWarmOptions, stdout io.Writer) err
 	if bytes.Load() > cs.Budget {
 		log.Warn("the shards warmed are larger than the cache budget: the first ones were evicted again; raise --cache-size or warm less",
 			"warmed", fmtBytes(bytes.Load()), "budget", fmtBytes(cs.Budget))
+	}
+	if len(skipped) > 0 {
+		return skippedError{len(skipped)}
 	}
 	return nil
 }

@@ -65,7 +65,6 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	reportProblems(log, "skipped tile", skipped)
 	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: generate.Build{BuildVersion: version}})
 	if err != nil {
 		return err
@@ -78,11 +77,13 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	warnings := st.Problems()
+	// Discover logged the tiles' warnings; these are the ones found while
+	// building (an unreadable landmask, say).
+	reportProblems(log, "warning", st.Problems())
+	warnings := len(st.Problems())
 	for _, y := range cat.Years {
-		warnings = append(warnings, y.Warnings...)
+		warnings += len(y.Warnings)
 	}
-	reportProblems(log, "warning", warnings)
 	secs := sum.Elapsed.Seconds()
 	fmt.Fprintf(stdout, "materialized %s: %d files (%d written, %d already there), %.1f MiB written in %.1fs",
 		o.Out, sum.Files, sum.Written, sum.Existing, float64(sum.Bytes)/(1<<20), secs)
@@ -90,7 +91,7 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 		fmt.Fprintf(stdout, ", %.0f MB/s of source tiles", float64(srcBytes)/1e6/secs)
 	}
 	fmt.Fprintf(stdout, "\n%d tiles in %d zone(s); %d tile(s) skipped, %d warning(s)\n",
-		countTiles(cat), countZones(cat), len(skipped), len(warnings))
+		countTiles(cat), countZones(cat), len(skipped), warnings)
 	if len(skipped) > 0 {
 		return skippedError{len(skipped)}
 	}

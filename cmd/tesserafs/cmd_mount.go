@@ -216,7 +216,6 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	if err != nil {
 		return err
 	}
-	reportProblems(log, "skipped tile", skipped)
 	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build(), Cache: c, Logger: log})
 	if err != nil {
 		return err

@@ -77,7 +77,10 @@ func (o *tileOptions) validate() error {
 
 // discover indexes the tiles and reports what it skipped.
 func (o *tileOptions) discover(ctx context.Context) (*index.Catalogue, []index.Problem, error) {
-	cat, err := index.Discover(ctx, o.Tiles, index.Options{Years: o.Years, Zones: o.Zones, Workers: 4 * o.Workers})
+	// Discover logs what it skipped and why (the first problemsShown of
+	// each kind); the commands add only the counts.
+	cat, err := index.Discover(ctx, o.Tiles, index.Options{Years: o.Years, Zones: o.Zones, Workers: 4 * o.Workers,
+		LogLimit: problemsShown})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, err
@@ -94,12 +97,14 @@ func (o *tileOptions) discover(ctx context.Context) (*index.Catalogue, []index.P
 	return cat, skipped, nil
 }
 
+// problemsShown is how many problems of each kind are logged in full.
+const problemsShown = 20
+
 // reportProblems logs the first problems in full and counts the rest.
 func reportProblems(log *slog.Logger, what string, ps []index.Problem) {
-	const shown = 20
 	for i, p := range ps {
-		if i == shown {
-			log.Warn(fmt.Sprintf("%d more %s not shown", len(ps)-shown, what))
+		if i == problemsShown {
+			log.Warn(fmt.Sprintf("%d more %s not shown", len(ps)-problemsShown, what))
 			break
 		}
 		log.Warn(what, "path", p.Path, "reason", p.Reason)
