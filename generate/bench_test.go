@@ -2,6 +2,7 @@ package generate_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // fullShard finds a shard of the demo tiles that one tile covers entirely,
 // so the benchmark builds a whole 8 MiB shard.
 func fullShard(b *testing.B) (*index.ZoneGrid, int, int) {
-	cat, err := index.Discover(context.Background(), testtiles.Root(b, "demo"), index.Options{})
+	cat, err := index.Discover(context.Background(), testtiles.Root(b, "demo"), index.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

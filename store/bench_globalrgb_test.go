@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"log/slog"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -35,11 +36,11 @@ type globalBenchResult struct {
 // GOMAXPROCS readers and no cache.
 func buildAllGlobal(ctx context.Context, tiles string, shardsOnly bool) (globalBenchResult, error) {
 	var res globalBenchResult
-	cat, err := index.Discover(ctx, tiles, index.Options{})
+	cat, err := index.Discover(ctx, tiles, index.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return res, err
 	}
-	st, err := store.New(cat, store.Options{})
+	st, err := store.New(cat, store.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return res, err
 	}
