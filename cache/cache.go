@@ -63,11 +63,14 @@ type Options struct {
 
 // Stats describe a cache.
 type Stats struct {
-	Entries   int64 `json:"entries"`
-	Bytes     int64 `json:"bytes"` // bytes of live entries
-	Budget    int64 `json:"budget"`
-	Hits      int64 `json:"hits"`   // since the cache was created or cleared
-	Misses    int64 `json:"misses"` // likewise
+	Entries int64 `json:"entries"`
+	Bytes   int64 `json:"bytes"` // bytes of live entries
+	Budget  int64 `json:"budget"`
+	// Hits and Misses count Get and ReadAt calls (a mount reads in
+	// requests of up to 1 MiB: one per request) since the cache was
+	// created or cleared.
+	Hits      int64 `json:"hits"`
+	Misses    int64 `json:"misses"`
 	Evictions int64 `json:"evictions"`
 	// Disk is what the directory uses on disk, measured.
 	Disk int64 `json:"disk"`
@@ -438,22 +441,89 @@ func (c *Cache) Get(key string, fp []byte) ([]byte, bool) {
 		return nil
 	})
 	if err != nil {
-		c.mu.Lock()
-		still := c.index[id] == e
-		if still {
-			c.removeLocked(e)
-			c.pending[id] = e.size
-			c.garbage += e.size
-		}
-		c.mu.Unlock()
-		if still { // not evicted meanwhile: the database lost it
-			c.log.Error("cache: unreadable entry dropped", "key", key, "err", err)
-		}
-		c.misses.Add(1)
+		c.dropUnreadable(key, e, err)
 		return nil, false
 	}
 	c.hits.Add(1)
 	return buf, true
+}
+
+// dropUnreadable forgets entry e, which the database failed to read (err),
+// unless it was evicted meanwhile, and counts the read as a miss.
+func (c *Cache) dropUnreadable(key string, e *entry, err error) {
+	c.mu.Lock()
+	still := c.index[e.id] == e
+	if still {
+		c.removeLocked(e)
+		c.pending[e.id] = e.size
+		c.garbage += e.size
+	}
+	c.mu.Unlock()
+	if still { // not evicted meanwhile: the database lost it
+		c.log.Error("cache: unreadable entry dropped", "key", key, "err", err)
+	}
+	c.misses.Add(1)
+}
+
+// ReadAt copies into p the bytes of the entry for key and fp that start at
+// off, reading only the pieces that overlap them, and returns how many it
+// copied (fewer than len(p) only at the end of the value). ok is false when
+// there is no such entry; an entry the database cannot read is dropped, as
+// Get does. Each call counts as a hit or a miss.
+func (c *Cache) ReadAt(key string, fp []byte, p []byte, off int64) (n int, ok bool) {
+	id := entryID(key, fp)
+	c.clearMu.RLock()
+	defer c.clearMu.RUnlock()
+	c.mu.Lock()
+	e, ok := c.index[id]
+	if !ok || c.closed {
+		c.mu.Unlock()
+		c.misses.Add(1)
+		return 0, false
+	}
+	c.touchLocked(e)
+	size, pieces := e.size, e.pieces
+	c.mu.Unlock()
+	if off < 0 {
+		return 0, false
+	}
+	if off >= size || len(p) == 0 {
+		c.hits.Add(1)
+		return 0, true
+	}
+	want := min(int64(len(p)), size-off)
+	err := c.db.View(func(txn *badger.Txn) error {
+		var start int64 // of the current piece within the value
+		for i := range pieces {
+			item, err := txn.Get(dataKey(id, i))
+			if err != nil {
+				return fmt.Errorf("piece %d: %w", i, err)
+			}
+			// Value hands out the value-log bytes in place (no copy), so
+			// a piece before off costs a lookup, not a read.
+			err = item.Value(func(v []byte) error {
+				end := start + int64(len(v))
+				if pos := off + int64(n); end > pos {
+					n += copy(p[n:want], v[pos-start:])
+				}
+				start = end
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if int64(n) == want {
+				return nil
+			}
+		}
+		return fmt.Errorf("value of %d bytes, recorded size %d", start, size)
+	})
+	if err != nil {
+		c.dropUnreadable(key, e, err)
+		return 0, false
+	}
+	c.hits.Add(1)
+	return n, true
 }
 
 // Size returns the size of the value of key with fingerprint fp, if

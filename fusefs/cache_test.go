@@ -152,7 +152,8 @@ func TestCacheNeverStale(t *testing.T) {
 			if !bytes.Equal(after, fresh) {
 				t.Fatal("the mount's shard differs from one generated afresh")
 			}
-			if s := st.Stats(); s.Generated != 1 || s.CacheHits != 1 {
+			// Reads of cached chunks are counted per read request.
+			if s := st.Stats(); s.Generated != 1 || s.CacheHits < 1 {
 				t.Errorf("stats %+v: want the shard generated once (lookup), then read from the cache", s)
 			}
 		})

@@ -198,8 +198,23 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	return &handle{node: n}, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
 }
 
-// Read returns the bytes at off, clipped at the end of the file.
+// Read returns the bytes at off, clipped at the end of the file. A chunk
+// the cache holds is read piecewise from it, straight into dest: readers
+// that open a shard for each inner chunk or its index (zarr-python does)
+// then cost a few KiB each, not the whole shard. Anything else is fetched
+// whole, once per open handle.
 func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off >= n.size {
+		return fuse.ReadResultData(nil), 0
+	}
+	if c, ok := n.st.ReadCached(n.key, dest[:min(int64(len(dest)), n.size-off)], off); ok {
+		if want := min(int64(len(dest)), n.size-off); int64(c) != want {
+			// The size was fixed at lookup; the cached bytes must match it.
+			n.log.Error("fusefs: cached chunk shorter than its size at lookup", "key", n.key, "size", n.size, "off", off, "got", c)
+			return nil, syscall.EIO
+		}
+		return fuse.ReadResultData(dest[:c]), 0
+	}
 	h, ok := fh.(*handle)
 	if !ok { // no handle (should not happen): one of our own
 		h = &handle{node: n}
