@@ -405,16 +405,10 @@ func (c *Cache) Get(key string, fp []byte) ([]byte, bool) {
 	id := entryID(key, fp)
 	c.clearMu.RLock()
 	defer c.clearMu.RUnlock()
-	c.mu.Lock()
-	e, ok := c.index[id]
-	if !ok || c.closed {
-		c.mu.Unlock()
-		c.misses.Add(1)
+	e, size, pieces, ok := c.use(id)
+	if !ok {
 		return nil, false
 	}
-	c.touchLocked(e)
-	size, pieces := e.size, e.pieces
-	c.mu.Unlock()
 
 	buf := make([]byte, size)
 	off := 0
@@ -448,6 +442,20 @@ func (c *Cache) Get(key string, fp []byte) ([]byte, bool) {
 	return buf, true
 }
 
+// use finds entry id and marks it read now, or counts a miss. The caller
+// holds clearMu.
+func (c *Cache) use(id string) (e *entry, size int64, pieces uint32, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok = c.index[id]
+	if !ok || c.closed {
+		c.misses.Add(1)
+		return nil, 0, 0, false
+	}
+	c.touchLocked(e)
+	return e, e.size, e.pieces, true
+}
+
 // dropUnreadable forgets entry e, which the database failed to read (err),
 // unless it was evicted meanwhile, and counts the read as a miss.
 func (c *Cache) dropUnreadable(key string, e *entry, err error) {
@@ -474,16 +482,10 @@ func (c *Cache) ReadAt(key string, fp []byte, p []byte, off int64) (n int, ok bo
 	id := entryID(key, fp)
 	c.clearMu.RLock()
 	defer c.clearMu.RUnlock()
-	c.mu.Lock()
-	e, ok := c.index[id]
-	if !ok || c.closed {
-		c.mu.Unlock()
-		c.misses.Add(1)
+	e, size, pieces, ok := c.use(id)
+	if !ok {
 		return 0, false
 	}
-	c.touchLocked(e)
-	size, pieces := e.size, e.pieces
-	c.mu.Unlock()
 	if off < 0 {
 		return 0, false
 	}
