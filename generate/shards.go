@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/npy"
@@ -84,13 +83,10 @@ func openChecked(t *index.Tile, path string) (*npy.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tile %s: %w", t.Coord, err)
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("tile %s: %w", t.Coord, err)
-	}
+	// f.Size and f.ModTime are the open file's own (fstat): a file
+	// replaced after this check cannot slip in.
 	for _, s := range t.Inputs {
-		if s.Path == path && (s.Size != fi.Size() || !s.ModTime.Equal(fi.ModTime())) {
+		if s.Path == path && (s.Size != f.Size || !s.ModTime.Equal(f.ModTime)) {
 			f.Close()
 			return nil, fmt.Errorf("tile %s: %s changed since the tiles were indexed (restart to re-index)", t.Coord, path)
 		}
