@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"os"
+	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/tesserafs/tesserafs/generate"
 	"github.com/tesserafs/tesserafs/index"
@@ -314,3 +317,32 @@ func TestMetadata(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// TestTileChangedAfterIndexing: a store serves the tiles as they were when
+// indexed. A tile rewritten afterwards makes the shards that read it fail,
+// naming the file, instead of mixing old geometry with new bytes.
+func TestTileChangedAfterIndexing(t *testing.T) {
+	ctx := context.Background()
+	root := testtiles.Copy(t, testTiles(t))
+	cat, err := index.Discover(ctx, root, index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(cat, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := cat.Year(year).Zones[0]
+	p := z.Placements[0]
+	tl := p.Tile
+	key := fmt.Sprintf("%d.zarr/utm%02d/embeddings/c/%d/%d/0", year, z.Zone,
+		p.Row/generate.ShardSize, p.Col/generate.ShardSize)
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(tl.Embeddings, later, later); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Get(ctx, key)
+	if err == nil || !strings.Contains(err.Error(), tl.Embeddings) || !strings.Contains(err.Error(), "changed since") {
+		t.Fatalf("Get(%s) after %s changed: err = %v, want an error naming the file", key, tl.Embeddings, err)
+	}
+}
