@@ -14,6 +14,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/store"
 	"github.com/tesserafs/tesserafs/zarr"
 )
@@ -313,8 +314,30 @@ func (zr *zoneRGB) at(r, c int) [4]byte {
 // pixel counts by its area of overlap with the box when its alpha ≥ 128,
 // the mean rounds half up; zones in ascending order, a later one
 // overwriting where it has a value.
+//
+// It runs on the test preset (tiles near ±85°, where a level-0 pixel is a
+// tenth of a zone pixel wide) and on the demo preset (52° N, where
+// footprints span several zone pixels east-west, so the overlap weights
+// matter).
 func TestGlobalLevel0Reprojection(t *testing.T) {
-	st := sharedStore(t)
+	t.Run("test", func(t *testing.T) { testLevel0Reprojection(t, sharedStore(t)) })
+	t.Run("demo", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("builds the demo preset's level 0")
+		}
+		cat, err := index.Discover(context.Background(), testtiles.Root(t, "demo"), index.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.New(cat, store.Options{Cache: store.NewMemCache(1 << 30)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testLevel0Reprojection(t, st)
+	})
+}
+
+func testLevel0Reprojection(t *testing.T, st *store.Store) {
 	idx, err := st.GlobalIndex(year)
 	if err != nil {
 		t.Fatal(err)
