@@ -66,7 +66,7 @@ type Stats struct {
 	Entries int64 `json:"entries"`
 	Bytes   int64 `json:"bytes"` // bytes of live entries
 	Budget  int64 `json:"budget"`
-	// Hits and Misses count Get and ReadAt calls (a mount reads in
+	// Hits and Misses count Get and Pin calls (a mount reads in
 	// requests of up to 1 MiB: one per request) since the cache was
 	// created or cleared.
 	Hits      int64 `json:"hits"`
@@ -442,6 +442,82 @@ func (c *Cache) Get(key string, fp []byte) ([]byte, bool) {
 	return buf, true
 }
 
+// Pin returns the bytes of the entry for key and fp from off, at most n
+// of them, as slices of badger's value log, without copying. They stay
+// valid until release is called, which must happen exactly once and soon:
+// until then the value-log files they point into cannot be collected, and
+// Clear and Close wait. ok is false when there is no such entry (or it
+// could not be read, and is dropped as Get does); release is then nil.
+// Each call counts as a hit or a miss.
+func (c *Cache) Pin(key string, fp []byte, off int64, n int) (slices [][]byte, release func(), ok bool) {
+	id := entryID(key, fp)
+	c.clearMu.RLock()
+	e, size, pieces, ok := c.use(id)
+	if !ok || off < 0 {
+		c.clearMu.RUnlock()
+		return nil, nil, false
+	}
+	want := min(int64(n), max(size-off, 0))
+	if want == 0 {
+		c.clearMu.RUnlock()
+		c.hits.Add(1)
+		return nil, func() {}, true
+	}
+	// badger hands out value-log bytes only inside Item.Value's callback,
+	// so a goroutine stays inside the callbacks of every piece needed
+	// until release.
+	type pinned struct {
+		slices [][]byte
+		err    error
+	}
+	got := make(chan pinned, 1)
+	done := make(chan struct{})
+	go func() {
+		defer c.clearMu.RUnlock()
+		var out [][]byte
+		var have, start int64 // bytes collected; offset of the current piece
+		sent := false
+		var hold func(txn *badger.Txn, i uint32) error
+		hold = func(txn *badger.Txn, i uint32) error {
+			if i == pieces {
+				return fmt.Errorf("value of %d bytes, recorded size %d", start, size)
+			}
+			item, err := txn.Get(dataKey(id, i))
+			if err != nil {
+				return fmt.Errorf("piece %d: %w", i, err)
+			}
+			return item.Value(func(v []byte) error {
+				end := start + int64(len(v))
+				if pos := off + have; end > pos {
+					s := v[pos-start : min(int64(len(v)), pos-start+want-have)]
+					out = append(out, s)
+					have += int64(len(s))
+				}
+				start = end
+				if have == want {
+					got <- pinned{slices: out}
+					sent = true
+					<-done
+					return nil
+				}
+				return hold(txn, i+1)
+			})
+		}
+		err := c.db.View(func(txn *badger.Txn) error { return hold(txn, 0) })
+		if !sent {
+			got <- pinned{err: err}
+		}
+	}()
+	p := <-got
+	if p.err != nil {
+		c.dropUnreadable(key, e, p.err)
+		return nil, nil, false
+	}
+	c.hits.Add(1)
+	var once sync.Once
+	return p.slices, func() { once.Do(func() { close(done) }) }, true
+}
+
 // use finds entry id and marks it read now, or counts a miss. The caller
 // holds clearMu.
 func (c *Cache) use(id string) (e *entry, size int64, pieces uint32, ok bool) {
@@ -471,61 +547,6 @@ func (c *Cache) dropUnreadable(key string, e *entry, err error) {
 		c.log.Error("cache: unreadable entry dropped", "key", key, "err", err)
 	}
 	c.misses.Add(1)
-}
-
-// ReadAt copies into p the bytes of the entry for key and fp that start at
-// off, reading only the pieces that overlap them, and returns how many it
-// copied (fewer than len(p) only at the end of the value). ok is false when
-// there is no such entry; an entry the database cannot read is dropped, as
-// Get does. Each call counts as a hit or a miss.
-func (c *Cache) ReadAt(key string, fp []byte, p []byte, off int64) (n int, ok bool) {
-	id := entryID(key, fp)
-	c.clearMu.RLock()
-	defer c.clearMu.RUnlock()
-	e, size, pieces, ok := c.use(id)
-	if !ok {
-		return 0, false
-	}
-	if off < 0 {
-		return 0, false
-	}
-	if off >= size || len(p) == 0 {
-		c.hits.Add(1)
-		return 0, true
-	}
-	want := min(int64(len(p)), size-off)
-	err := c.db.View(func(txn *badger.Txn) error {
-		var start int64 // of the current piece within the value
-		for i := range pieces {
-			item, err := txn.Get(dataKey(id, i))
-			if err != nil {
-				return fmt.Errorf("piece %d: %w", i, err)
-			}
-			// Value hands out the value-log bytes in place (no copy), so
-			// a piece before off costs a lookup, not a read.
-			err = item.Value(func(v []byte) error {
-				end := start + int64(len(v))
-				if pos := off + int64(n); end > pos {
-					n += copy(p[n:want], v[pos-start:])
-				}
-				start = end
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if int64(n) == want {
-				return nil
-			}
-		}
-		return fmt.Errorf("value of %d bytes, recorded size %d", start, size)
-	})
-	if err != nil {
-		c.dropUnreadable(key, e, err)
-		return 0, false
-	}
-	c.hits.Add(1)
-	return n, true
 }
 
 // Size returns the size of the value of key with fingerprint fp, if

@@ -130,9 +130,9 @@ func TestGetPutSize(t *testing.T) {
 	}
 }
 
-// TestReadAt reads ranges of a value of several pieces (64 MiB budget:
+// TestPin reads ranges of a value of several pieces (64 MiB budget:
 // 512 KiB pieces) and checks them against the value itself.
-func TestReadAt(t *testing.T) {
+func TestPin(t *testing.T) {
 	c := open(t, t.TempDir(), 64<<20)
 	ps := int(c.pieceSize)
 	size := 3*ps + 17
@@ -158,26 +158,51 @@ func TestReadAt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			buf := make([]byte, tt.n)
-			n, ok := c.ReadAt("2024.zarr/utm30/embeddings/c/0/0/0", fp("1"), buf, int64(tt.off))
-			if !ok || n != tt.wantLen {
-				t.Fatalf("ReadAt = %d, %v; want %d, true", n, ok, tt.wantLen)
+			slices, release, ok := c.Pin("2024.zarr/utm30/embeddings/c/0/0/0", fp("1"), int64(tt.off), tt.n)
+			if !ok {
+				t.Fatal("Pin missed")
 			}
-			if !bytes.Equal(buf[:n], want[min(tt.off, size):min(tt.off, size)+n]) {
-				t.Fatal("ReadAt bytes differ from the value")
+			got := bytes.Join(slices, nil)
+			release()
+			if len(got) != tt.wantLen {
+				t.Fatalf("Pin gave %d bytes in %d slices, want %d", len(got), len(slices), tt.wantLen)
+			}
+			if from := min(tt.off, size); !bytes.Equal(got, want[from:from+len(got)]) {
+				t.Fatal("Pin bytes differ from the value")
 			}
 		})
 	}
-	if n, ok := c.ReadAt("empty", fp("1"), make([]byte, 4), 0); !ok || n != 0 {
-		t.Errorf("empty value: ReadAt = %d, %v; want 0, true", n, ok)
+	if slices, release, ok := c.Pin("empty", fp("1"), 0, 4); !ok || len(slices) != 0 {
+		t.Errorf("empty value: Pin = %d slices, %v; want none, true", len(slices), ok)
+	} else {
+		release()
 	}
 	for _, miss := range []struct{ key, fp string }{{"2024.zarr/utm30/embeddings/c/0/0/0", "2"}, {"nope", "1"}} {
-		if _, ok := c.ReadAt(miss.key, fp(miss.fp), make([]byte, 4), 0); ok {
-			t.Errorf("ReadAt(%s, fp %s) hit", miss.key, miss.fp)
+		if _, release, ok := c.Pin(miss.key, fp(miss.fp), 0, 4); ok || release != nil {
+			t.Errorf("Pin(%s, fp %s) hit", miss.key, miss.fp)
 		}
 	}
 	if st := c.Stats(); st.Hits != int64(len(tests)+1) || st.Misses != 2 {
 		t.Errorf("stats %+v: want %d hits and 2 misses", st, len(tests)+1)
+	}
+	// Clear waits for pins to be released, then the entry is gone.
+	slices, release, ok := c.Pin("2024.zarr/utm30/embeddings/c/0/0/0", fp("1"), 0, 10)
+	if !ok || len(slices) != 1 {
+		t.Fatalf("Pin = %d slices, %v", len(slices), ok)
+	}
+	cleared := make(chan error)
+	go func() { cleared <- c.Clear() }()
+	select {
+	case err := <-cleared:
+		t.Fatalf("Clear returned (%v) while a pin was held", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	if err := <-cleared; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := c.Pin("2024.zarr/utm30/embeddings/c/0/0/0", fp("1"), 0, 10); ok {
+		t.Error("Pin hit after Clear")
 	}
 }
 

@@ -207,13 +207,16 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 	if off >= n.size {
 		return fuse.ReadResultData(nil), 0
 	}
-	if c, ok := n.st.ReadCached(n.key, dest[:min(int64(len(dest)), n.size-off)], off); ok {
-		if want := min(int64(len(dest)), n.size-off); int64(c) != want {
+	want := int(min(int64(len(dest)), n.size-off))
+	if slices, release, ok := n.st.PinCached(n.key, off, want); ok {
+		r := &pinned{slices: slices, release: release}
+		if r.Size() != want {
 			// The size was fixed at lookup; the cached bytes must match it.
-			n.log.Error("fusefs: cached chunk shorter than its size at lookup", "key", n.key, "size", n.size, "off", off, "got", c)
+			r.Done()
+			n.log.Error("fusefs: cached chunk shorter than its size at lookup", "key", n.key, "size", n.size, "off", off, "got", r.Size())
 			return nil, syscall.EIO
 		}
-		return fuse.ReadResultData(dest[:c]), 0
+		return r, 0
 	}
 	h, ok := fh.(*handle)
 	if !ok { // no handle (should not happen): one of our own
@@ -229,6 +232,38 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 	end := min(off+int64(len(dest)), int64(len(data)))
 	return fuse.ReadResultData(data[off:end]), 0
 }
+
+// pinned is a read reply made of the cache's own bytes (Store.PinCached),
+// written to the kernel with writev and released after (go-fuse calls Done
+// once the reply is written, or when the request fails). Slices makes
+// go-fuse write them in place; Bytes, for any other path, copies.
+type pinned struct {
+	slices  [][]byte
+	release func()
+}
+
+var _ fuse.ReadResult = (*pinned)(nil)
+
+// Slices implements go-fuse's vectored read result.
+func (p *pinned) Slices() ([][]byte, fuse.Status) { return p.slices, fuse.OK }
+
+func (p *pinned) Bytes(buf []byte) ([]byte, fuse.Status) {
+	n := 0
+	for _, s := range p.slices {
+		n += copy(buf[n:], s)
+	}
+	return buf[:n], fuse.OK
+}
+
+func (p *pinned) Size() int {
+	n := 0
+	for _, s := range p.slices {
+		n += len(s)
+	}
+	return n
+}
+
+func (p *pinned) Done() { p.release() }
 
 // handle is one open file: its bytes, fetched once on the first read.
 type handle struct {

@@ -41,11 +41,11 @@ type Cache interface {
 	Put(key string, fp []byte, data []byte)
 }
 
-// RangeCache is a Cache that can also copy out part of an entry without
-// reading all of it (ReadAt as in cache.Cache). Store.ReadCached uses it.
-type RangeCache interface {
+// PinCache is a Cache that can lend part of an entry without copying it
+// (Pin as in cache.Cache). Store.PinCached uses it.
+type PinCache interface {
 	Cache
-	ReadAt(key string, fp []byte, p []byte, off int64) (int, bool)
+	Pin(key string, fp []byte, off int64, n int) (slices [][]byte, release func(), ok bool)
 }
 
 // Options configure a Store.
@@ -60,7 +60,7 @@ type Options struct {
 // Stats counts what a Store did, for tests, benchmarks and `cache stats`.
 type Stats struct {
 	Generated int64 // chunks generated
-	CacheHits int64 // Gets and ReadCached calls answered from the cache
+	CacheHits int64 // Gets and PinCached calls answered from the cache
 	Bytes     int64 // bytes of generated chunks
 	// PeakGenerating is the most chunk generations that ran at once (at
 	// most Options.Workers).
@@ -201,32 +201,33 @@ func (s *Store) Stat(ctx context.Context, key string) (Info, error) {
 	return info, err
 }
 
-// ReadCached copies into p the bytes of chunk key at off, if the cache
-// holds that chunk and can read part of an entry (RangeCache); ok is false
+// PinCached lends the bytes of chunk key from off, at most n of them, if
+// the cache holds that chunk and can lend part of an entry (PinCache):
+// slices valid until release is called (exactly once, soon). ok is false
 // otherwise, and the caller falls back to Get. It never generates, so a
 // reader of a few bytes of a large cached chunk (a shard index, one inner
-// chunk) pays for those bytes alone.
-func (s *Store) ReadCached(key string, p []byte, off int64) (n int, ok bool) {
-	rc, isRange := s.opts.Cache.(RangeCache)
-	if !isRange {
-		return 0, false
+// chunk) pays for those bytes alone, and nothing is copied.
+func (s *Store) PinCached(key string, off int64, n int) (slices [][]byte, release func(), ok bool) {
+	pc, canPin := s.opts.Cache.(PinCache)
+	if !canPin {
+		return nil, nil, false
 	}
 	r, found := s.resolve(key)
 	if !found || r.isDir() || r.arr == nil {
-		return 0, false
+		return nil, nil, false
 	}
 	if _, isFile := r.n.(*fileNode); isFile {
-		return 0, false
+		return nil, nil, false
 	}
 	in := r.arr.chunks.Inputs(r.coords)
 	if in == nil {
-		return 0, false // never cached (see chunk)
+		return nil, nil, false // never cached (see chunk)
 	}
-	n, ok = rc.ReadAt(key, fingerprint(key, in), p, off)
+	slices, release, ok = pc.Pin(key, fingerprint(key, in), off, n)
 	if ok {
 		s.hits.Add(1)
 	}
-	return n, ok
+	return slices, release, ok
 }
 
 // Get returns a key's bytes.
