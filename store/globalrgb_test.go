@@ -325,15 +325,7 @@ func TestGlobalLevel0Reprojection(t *testing.T) {
 		if testing.Short() {
 			t.Skip("builds the demo preset's level 0")
 		}
-		cat, err := index.Discover(context.Background(), testtiles.Root(t, "demo"), index.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := store.New(cat, store.Options{Cache: store.NewMemCache(1 << 30)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		testLevel0Reprojection(t, st)
+		testLevel0Reprojection(t, storeAt(t, testtiles.Root(t, "demo"), store.Options{Cache: store.NewMemCache(1 << 30)}))
 	})
 }
 

@@ -196,14 +196,8 @@ func TestRGBZeroScale(t *testing.T) {
 	if _, err := synth.Write(ctx, root, synth.Options{Year: year, Tiles: specs, Sparse: true}); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := index.Discover(ctx, root, index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.New(cat, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storeAt(t, root, store.Options{})
+	cat := st.Catalogue()
 	z := cat.Years[0].Zones[0]
 	sh := z.Shards(256)[0]
 	b, err := st.Get(ctx, fmt.Sprintf("%d.zarr/utm%02d/rgb/c/%d/%d/0", cat.Years[0].Year, z.Zone, sh.Row, sh.Col))

@@ -30,7 +30,13 @@ func testTiles(t testing.TB) string { return testtiles.Root(t, "test") }
 
 func openStore(t testing.TB, opts store.Options) *store.Store {
 	t.Helper()
-	cat, err := index.Discover(context.Background(), testTiles(t), index.Options{})
+	return storeAt(t, testTiles(t), opts)
+}
+
+// storeAt indexes the tiles under root and returns their store.
+func storeAt(t testing.TB, root string, opts store.Options) *store.Store {
+	t.Helper()
+	cat, err := index.Discover(context.Background(), root, index.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,16 +329,8 @@ func errorsIs(err, target error) bool { return errors.Is(err, target) }
 // naming the file, instead of mixing old geometry with new bytes.
 func TestTileChangedAfterIndexing(t *testing.T) {
 	ctx := context.Background()
-	root := testtiles.Copy(t, testTiles(t))
-	cat, err := index.Discover(ctx, root, index.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.New(cat, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := cat.Year(year).Zones[0]
+	st := storeAt(t, testtiles.Copy(t, testTiles(t)), store.Options{})
+	z := st.Catalogue().Year(year).Zones[0]
 	p := z.Placements[0]
 	tl := p.Tile
 	key := fmt.Sprintf("%d.zarr/utm%02d/embeddings/c/%d/%d/0", year, z.Zone,
@@ -341,7 +339,7 @@ func TestTileChangedAfterIndexing(t *testing.T) {
 	if err := os.Chtimes(tl.Embeddings, later, later); err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.Get(ctx, key)
+	_, err := st.Get(ctx, key)
 	if err == nil || !strings.Contains(err.Error(), tl.Embeddings) || !strings.Contains(err.Error(), "changed since") {
 		t.Fatalf("Get(%s) after %s changed: err = %v, want an error naming the file", key, tl.Embeddings, err)
 	}
