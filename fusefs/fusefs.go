@@ -199,10 +199,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 }
 
 // Read returns the bytes at off, clipped at the end of the file. A chunk
-// the cache holds is read piecewise from it, straight into dest: readers
-// that open a shard for each inner chunk or its index (zarr-python does)
-// then cost a few KiB each, not the whole shard. Anything else is fetched
-// whole, once per open handle.
+// the cache holds is answered with just the range asked for, lent from the
+// cache without a copy (Store.PinCached): readers that open a shard for
+// each inner chunk or its index (zarr-python does) then cost a few KiB
+// each, not the whole shard. Anything else is fetched whole, once per open
+// handle.
 func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if off >= n.size {
 		return fuse.ReadResultData(nil), 0

@@ -188,12 +188,10 @@ func (s *Store) Stat(ctx context.Context, key string) (Info, error) {
 		info.Size = int64(len(b))
 		return info, err
 	}
-	if s.opts.Cache != nil {
-		if in := r.arr.chunks.Inputs(r.coords); in != nil {
-			if n, ok := s.opts.Cache.Size(key, fingerprint(key, in)); ok {
-				info.Size = n
-				return info, nil
-			}
+	if fp, ok := s.cached(key, r); ok {
+		if n, ok := s.opts.Cache.Size(key, fp); ok {
+			info.Size = n
+			return info, nil
 		}
 	}
 	b, err := s.chunk(ctx, key, r)
@@ -219,15 +217,29 @@ func (s *Store) PinCached(key string, off int64, n int) (slices [][]byte, releas
 	if _, isFile := r.n.(*fileNode); isFile {
 		return nil, nil, false
 	}
-	in := r.arr.chunks.Inputs(r.coords)
-	if in == nil {
-		return nil, nil, false // never cached (see chunk)
+	fp, ok := s.cached(key, r)
+	if !ok {
+		return nil, nil, false
 	}
-	slices, release, ok = pc.Pin(key, fingerprint(key, in), off, n)
+	slices, release, ok = pc.Pin(key, fp, off, n)
 	if ok {
 		s.hits.Add(1)
 	}
 	return slices, release, ok
+}
+
+// cached says whether chunk r (key) goes through the cache, and under
+// which fingerprint: only with a cache, and only chunks made from source
+// files (the others are cheap to compute: not worth a cache entry).
+func (s *Store) cached(key string, r resolved) (fp []byte, ok bool) {
+	if s.opts.Cache == nil {
+		return nil, false
+	}
+	in := r.arr.chunks.Inputs(r.coords)
+	if in == nil {
+		return nil, false
+	}
+	return fingerprint(key, in), true
 }
 
 // Get returns a key's bytes.
@@ -301,14 +313,12 @@ func fingerprint(key string, inputs []index.FileStamp) []byte {
 // many callers ask for it at the same time.
 func (s *Store) chunk(ctx context.Context, key string, r resolved) ([]byte, error) {
 	src := r.arr.chunks
-	inputs := src.Inputs(r.coords)
-	cache := s.opts.Cache
-	if inputs == nil {
-		cache = nil // cheap to compute: not worth a cache entry
+	var cache Cache
+	fp, useCache := s.cached(key, r)
+	if useCache {
+		cache = s.opts.Cache
 	}
-	var fp []byte
 	if cache != nil {
-		fp = fingerprint(key, inputs)
 		if b, ok := cache.Get(key, fp); ok {
 			s.hits.Add(1)
 			return b, nil

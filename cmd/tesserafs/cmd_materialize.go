@@ -79,8 +79,9 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	}
 	// Discover logged the tiles' warnings; these are the ones found while
 	// building (an unreadable landmask, say).
-	reportProblems(log, "warning", st.Problems())
-	warnings := len(st.Problems())
+	built := st.Problems()
+	reportProblems(log, "warning", built)
+	warnings := len(built)
 	for _, y := range cat.Years {
 		warnings += len(y.Warnings)
 	}
