@@ -14,6 +14,7 @@ import (
 	"github.com/tesserafs/tesserafs/cache"
 	"github.com/tesserafs/tesserafs/fusefs"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/testfuse"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/store"
 )
@@ -21,16 +22,7 @@ import (
 const year = testtiles.Year
 
 // requireFUSE skips, loudly, when this machine cannot mount.
-func requireFUSE(t testing.TB) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("TESSERAFS_REQUIRE_MOUNT") == "1" {
-			t.Fatalf("TESSERAFS_REQUIRE_MOUNT=1 but /dev/fuse is not available: %v", err)
-		}
-		t.Skipf("SKIPPING REAL-MOUNT TEST %s: /dev/fuse is not available (%v); "+
-			"the mount is NOT tested on this machine", t.Name(), err)
-	}
-}
+func requireFUSE(t testing.TB) { t.Helper(); testfuse.Require(t) }
 
 type tWriter struct{ t testing.TB }
 

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -127,7 +128,8 @@ func BenchmarkGlobalRGB(b *testing.B) {
 					b.Fatalf("child: %v\n%s", err, out)
 				}
 				var res globalBenchResult
-				if err := json.Unmarshal(firstLine(out), &res); err != nil {
+				line, _, _ := bytes.Cut(out, []byte("\n"))
+				if err := json.Unmarshal(line, &res); err != nil {
 					b.Fatalf("child output %q: %v", out, err)
 				}
 				return res, float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024
@@ -147,13 +149,4 @@ func BenchmarkGlobalRGB(b *testing.B) {
 			b.ReportMetric(rss, "peakRSS-MiB")
 		})
 	}
-}
-
-func firstLine(b []byte) []byte {
-	for i, c := range b {
-		if c == '\n' {
-			return b[:i]
-		}
-	}
-	return b
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tesserafs/tesserafs/fusefs"
+	"github.com/tesserafs/tesserafs/internal/testfuse"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/store"
 )
@@ -31,15 +32,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("TESSERAFS_REQUIRE_MOUNT") == "1" {
-			t.Fatalf("TESSERAFS_REQUIRE_MOUNT=1 but /dev/fuse is not available: %v", err)
-		}
-		t.Skipf("SKIPPING REAL-MOUNT TEST %s: /dev/fuse is not available (%v); the mount is NOT tested here", t.Name(), err)
-	}
-}
+func requireFUSE(t *testing.T) { t.Helper(); testfuse.Require(t) }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader.
 type syncBuffer struct {
