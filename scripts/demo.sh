@@ -12,6 +12,7 @@ if [ $# -ne 3 ]; then
   echo "usage: $0 BIN PYTHON DIR" >&2
   exit 2
 fi
+here=$(cd "$(dirname "$0")" && pwd)
 bin=$(realpath "$1") py=$2 dir=$(realpath -m "$3")
 case $py in /*) ;; */*) py=$PWD/$py ;; esac
 year=2024
@@ -33,23 +34,10 @@ mkdir -p mnt
 if [ ! -e /dev/fuse ]; then
   echo "demo: /dev/fuse is absent: skipping the mount part of the demo" >&2
 else
-  "$bin" mount --tiles tiles --cache cache --cache-size 2GiB mnt >mount.log 2>&1 &
-  pid=$!
-  unmount() {
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -INT "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    wait "$pid" 2>/dev/null || true
-    if grep -qs " $dir/mnt " /proc/self/mounts; then fusermount3 -u -z mnt 2>/dev/null || true; fi
-  }
-  trap unmount EXIT
-  for _ in $(seq 1 300); do
-    grep -q "mounted at" mount.log && break
-    kill -0 "$pid" 2>/dev/null || { cat mount.log >&2; exit 1; }
-    sleep 0.1
-  done
-  grep -q "mounted at" mount.log || { echo "demo: mount not ready after 30 s" >&2; cat mount.log >&2; exit 1; }
+  # shellcheck source=mount-lib.sh
+  . "$here/mount-lib.sh"
+  trap 'tfs_unmount "$dir/mnt"' EXIT
+  tfs_mount "$bin" mount.log "$dir/mnt" --tiles tiles --cache cache --cache-size 2GiB || exit 1
   cat mount.log
   run ls mnt "mnt/$year.zarr"
   run "$bin" cache stats --cache cache
@@ -83,7 +71,7 @@ PY
   run "$bin" cache stats --cache cache
 
   step "unmount (Ctrl-C or SIGINT/SIGTERM unmounts cleanly)"
-  unmount
+  tfs_unmount "$dir/mnt"
   trap - EXIT
   tail -n 2 mount.log
 fi

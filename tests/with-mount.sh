@@ -28,47 +28,21 @@ if [ ! -e /dev/fuse ]; then
   exec "$@"
 fi
 
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
 mp=$work/mnt
 log=$work/mount.log
-mkdir -p "$mp"
-"$bin" mount --tiles "$tiles" --cache "$work/cache" --cache-size 2GiB "$mp" >"$log" 2>&1 &
-pid=$!
-
-unmount() {
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  if grep -qs " $mp " /proc/self/mounts; then
-    echo "with-mount: $mp still mounted: detaching it" >&2
-    fusermount3 -u -z "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || true
-  fi
-}
-trap unmount EXIT
+# shellcheck source=../scripts/mount-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/mount-lib.sh"
+trap 'tfs_unmount "$mp"' EXIT
 trap 'exit 130' INT TERM
-
-for _ in $(seq 1 600); do
-  grep -q "mounted at" "$log" && break
-  if ! kill -0 "$pid" 2>/dev/null; then
-    echo "with-mount: tesserafs mount exited:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
-done
-if ! grep -q "mounted at" "$log"; then
-  echo "with-mount: the mount was not ready after 60 s:" >&2
-  cat "$log" >&2
-  exit 1
-fi
+tfs_mount "$bin" "$log" "$mp" --tiles "$tiles" --cache "$work/cache" --cache-size 2GiB || exit 1
 echo "with-mount: $(grep -m1 'mounted at' "$log")"
 
 export TESSERAFS_ROOTS="${TESSERAFS_ROOTS:+$TESSERAFS_ROOTS:}mount=$mp"
 rc=0
 "$@" || rc=$?
-unmount
+tfs_unmount "$mp"
 trap - EXIT
 echo "with-mount: unmounted $mp; mount log: $log"
 grep -h "unmounted" "$log" || true

@@ -87,42 +87,15 @@ echo "xarray-region: cache warm → $cache (zone $zone)"
 
 # --- mount ------------------------------------------------------------------------
 
-pid=
-unmount() {
-  if [ -n "$pid" ]; then
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    pid=
-  fi
-  if grep -qs " $mp " /proc/self/mounts; then
-    echo "xarray-region: $mp still mounted: detaching it" >&2
-    fusermount3 -u -z "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || true
-  fi
-}
+# shellcheck source=../../scripts/mount-lib.sh
+. "$repo/scripts/mount-lib.sh"
+unmount() { tfs_unmount "$mp"; }
 trap unmount EXIT
 trap 'exit 130' INT TERM
 
 mount_fresh() {
   unmount
-  mkdir -p "$mp"
-  "$bin" mount --tiles "$tiles" --cache "$cache" --cache-size 4GiB --year "$year" "$mp" >"$log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 600); do
-    grep -q "mounted at" "$log" && return 0
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "xarray-region: tesserafs mount exited:" >&2
-      cat "$log" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
-  echo "xarray-region: the mount was not ready after 60 s:" >&2
-  cat "$log" >&2
-  exit 1
+  tfs_mount "$bin" "$log" "$mp" --tiles "$tiles" --cache "$cache" --cache-size 4GiB --year "$year" || exit 1
 }
 
 # After a mount-side read: the mount should have served every shard of the
