@@ -23,10 +23,14 @@ import (
 )
 
 // TestMain doubles as the mount process that TestCacheSurvivesKill9
-// kills.
+// kills, and as the process that maps a file of the mount for
+// TestReadSemantics.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("TESSERAFS_FUSEFS_CHILD"); dir != "" {
 		os.Exit(mountChild(dir))
+	}
+	if path := os.Getenv(envMmapChild); path != "" {
+		os.Exit(mmapChild(path))
 	}
 	code := m.Run()
 	runTeardown() // the benchmarks' mounts
