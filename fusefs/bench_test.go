@@ -33,11 +33,11 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/tesserafs/tesserafs/cache"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/fusefs"
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/store"
-	"github.com/tesserafs/tesserafs/synth"
+	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/internal/synth"
 )
 
 // teardown is run by TestMain after the tests and benchmarks.

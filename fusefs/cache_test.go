@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tesserafs/tesserafs/cache"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/fusefs"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
-	"github.com/tesserafs/tesserafs/npy"
-	"github.com/tesserafs/tesserafs/store"
-	"github.com/tesserafs/tesserafs/synth"
+	"github.com/tesserafs/tesserafs/internal/npy"
+	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/internal/synth"
 )
 
 // TestMain doubles as the mount process that TestCacheSurvivesKill9

@@ -17,7 +17,7 @@ import (
 	"testing/fstest"
 
 	"github.com/tesserafs/tesserafs/materializer"
-	"github.com/tesserafs/tesserafs/store"
+	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // TestByteIdenticalToMaterialize walks a mount and a materialized tree of

@@ -19,7 +19,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/tesserafs/tesserafs/store"
+	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // Options configure a mount. Zero values are sensible defaults.

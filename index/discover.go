@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tesserafs/tesserafs/npy"
+	"github.com/tesserafs/tesserafs/internal/npy"
 )
 
 // The source layout (spec §1).

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tesserafs/tesserafs/landmask"
-	"github.com/tesserafs/tesserafs/npy"
+	"github.com/tesserafs/tesserafs/internal/landmask"
+	"github.com/tesserafs/tesserafs/internal/npy"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/badtiles and its golden want.txt")

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/tesserafs/tesserafs/npy"
+	"github.com/tesserafs/tesserafs/internal/npy"
 )
 
 // writeNpy writes a .npy file holding only a header for descr and shape

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/tesserafs/tesserafs/internal/testtiles"
-	"github.com/tesserafs/tesserafs/synth"
+	"github.com/tesserafs/tesserafs/internal/synth"
 )
 
 // BenchmarkMaterialize materializes a small tile set and one four times

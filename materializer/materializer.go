@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tesserafs/tesserafs/store"
+	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // Options configure a run.

@@ -18,9 +18,9 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
-	"github.com/tesserafs/tesserafs/cache"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/store"
+	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 func init() { subcommands = append(subcommands, newCacheCmd) }

@@ -16,9 +16,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/tesserafs/tesserafs/cache"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/fusefs"
-	"github.com/tesserafs/tesserafs/store"
+	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 func init() { subcommands = append(subcommands, newMountCmd) }

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/tesserafs/tesserafs/synth"
+	"github.com/tesserafs/tesserafs/internal/synth"
 )
 
 func init() { subcommands = append(subcommands, newSynthCmd) }

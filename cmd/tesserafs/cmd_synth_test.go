@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tesserafs/tesserafs/synth"
+	"github.com/tesserafs/tesserafs/internal/synth"
 )
 
 func TestSynthBadFlags(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tesserafs/tesserafs/synth"
+	"github.com/tesserafs/tesserafs/internal/synth"
 )
 
 // Year is the year the presets are written for.

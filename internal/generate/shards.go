@@ -6,7 +6,7 @@ import (
 	"math"
 
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/npy"
+	"github.com/tesserafs/tesserafs/internal/npy"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/synth"
+	"github.com/tesserafs/tesserafs/internal/synth"
 )
 
 func ExampleWrite() {

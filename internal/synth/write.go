@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/landmask"
-	"github.com/tesserafs/tesserafs/npy"
+	"github.com/tesserafs/tesserafs/internal/landmask"
+	"github.com/tesserafs/tesserafs/internal/npy"
 )
 
 // Options says what Write makes.

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-const fixtures = "../testdata/landmask"
+const fixtures = "../../testdata/landmask"
 
 // The fixtures' size and pattern (testdata/landmask/make_fixtures.py).
 const fw, fh = 50, 37

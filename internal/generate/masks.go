@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/landmask"
+	"github.com/tesserafs/tesserafs/internal/landmask"
 )
 
 // Masks decodes tile landmasks and keeps the most recently used ones, up to

@@ -14,7 +14,7 @@ import (
 	"testing"
 )
 
-const fixtures = "../testdata/npy"
+const fixtures = "../../testdata/npy"
 
 // TestOpenFixtures opens files written by numpy itself (see
 // testdata/npy/make_fixtures.py).

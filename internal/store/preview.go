@@ -9,7 +9,7 @@ import (
 	"github.com/twpayne/go-proj/v11"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tesserafs/tesserafs/generate"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/zarr"
 )

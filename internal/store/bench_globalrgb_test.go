@@ -17,7 +17,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
-	"github.com/tesserafs/tesserafs/store"
+	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // envGlobalChild makes TestGlobalBenchChild the child process of

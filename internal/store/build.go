@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tesserafs/tesserafs/generate"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/zarr"
 )

@@ -6,13 +6,13 @@ import (
 	"log"
 	"math"
 
-	"github.com/tesserafs/tesserafs/npy"
+	"github.com/tesserafs/tesserafs/internal/npy"
 )
 
 // Open checks a file against its header; ReadWindow reads rows and columns
 // of it with pread.
 func ExampleOpen() {
-	f, err := npy.Open("../testdata/npy/f4_3x5.npy") // numpy: arange(15, dtype=float32).reshape(3, 5) * 0.5
+	f, err := npy.Open("../../testdata/npy/f4_3x5.npy") // numpy: arange(15, dtype=float32).reshape(3, 5) * 0.5
 	if err != nil {
 		log.Fatal(err)
 	}

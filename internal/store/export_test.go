@@ -1,7 +1,7 @@
 package store
 
 import (
-	"github.com/tesserafs/tesserafs/generate"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
 )
 
