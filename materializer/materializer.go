@@ -1,10 +1,15 @@
-// Package materializer writes a virtual store to disk: every key becomes a
-// file, written atomically (a temporary file renamed into place), by a
-// pool of workers. A file that exists is complete, so a run that was
-// killed is finished by running it again, and the result is byte-identical
-// to an uninterrupted run. Data chunks are written first and metadata
-// last, the root zarr.json of each year at the very end, so a reader never
-// sees a store whose metadata promises chunks that are not there yet.
+// Package materializer writes a virtual store to a Sink: a directory or
+// an s3:// prefix. Every key is written once and atomically (a temporary
+// file linked into place; a PutObject with If-None-Match: *), by a pool of
+// workers, and a key already there is skipped, so a run that was killed is
+// finished by running it again, and the result is byte-identical to an
+// uninterrupted run. Data chunks are written first and metadata last, the
+// root zarr.json of each year at the very end, so a reader never sees a
+// store whose metadata promises chunks that are not there yet.
+//
+// A run can be split into phases and partitions (plan.go) that separate
+// machines run; a finalize step writes the metadata once every data key
+// exists.
 package materializer
 
 import (
@@ -18,9 +23,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +43,12 @@ type Options struct {
 	// garbage collector otherwise lets the heap grow to twice what is live,
 	// which for shards of 8 MiB is a lot of memory for nothing.
 	MemoryLimit int64
+	// Partition is this worker's share of the data keys (zero: all).
+	Partition Partition
+	// Phase, if set, runs that phase only (see Phases).
+	Phase string
+	// Plan, if set, is the split to use (it must be for Partition.N).
+	Plan *Plan
 }
 
 // DefaultMemoryLimit is a soft memory limit that leaves room for workers
@@ -73,19 +84,11 @@ type state struct {
 	Fingerprint string `json:"fingerprint"`
 }
 
-// Run writes every key of st under dir.
+// Run writes every key of st under dir: the whole run into a local
+// directory, which it locks and stamps with the store's fingerprint so that
+// a resumed run never mixes files of different inputs. Partitioned runs,
+// runs of one phase and object-store output use RunTo.
 func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summary, error) {
-	start := time.Now()
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	if opts.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(opts.MemoryLimit))
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("output directory: %w", err)
 	}
@@ -97,169 +100,227 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 	if err := checkState(dir, st.Fingerprint()); err != nil {
 		return Summary{}, err
 	}
-	// Chunks computed from other chunks (global_rgb levels, built from
-	// zone rgb and from the level below) read those back from what this
-	// run, or the one it resumes, has written.
-	defer st.SetReadThrough(outputCache{dir})()
-	// Temporary files of a killed run are all in one place: clear it.
+	// Temporary files of a killed run are all in one place, and this run
+	// holds the lock: clear them.
 	tmp := filepath.Join(dir, tmpDir)
 	if err := os.RemoveAll(tmp); err != nil {
 		return Summary{}, fmt.Errorf("clearing %s: %w", tmp, err)
 	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return Summary{}, fmt.Errorf("output directory: %w", err)
-	}
+	opts.Partition, opts.Phase = Partition{}, ""
+	return RunTo(ctx, st, NewDirSink(dir), opts)
+}
 
-	// Three passes over the index: chunks, then metadata and STAC, then the
-	// root zarr.json of each year.
-	isChunk := func(k string) bool { return strings.Contains(k, "/c/") }
-	isRoot := func(k string) bool {
-		d, f := filepath.Split(k)
-		return f == "zarr.json" && strings.Count(d, "/") == 1 && strings.HasSuffix(d, ".zarr/")
-	}
-	passes := []func(string) bool{
-		isChunk,
-		func(k string) bool { return !isChunk(k) && !isRoot(k) },
-		isRoot,
-	}
-	var total int64
-	if err := st.Walk(ctx, "", func(string) error { total++; return nil }); err != nil {
-		return Summary{}, err
-	}
+// MissingError is a finalize refused because data keys are missing: some
+// partition has not finished (or failed).
+type MissingError struct {
+	Where   string
+	Missing []Key // in plan order, each with its owner
+	Total   int   // data keys expected
+	N       int   // partitions the owners refer to
+}
 
-	w := &writer{st: st, dir: dir, tmp: tmp, dirs: map[string]bool{}}
-	var prog Progress
-	prog.Total = total
-	var progMu sync.Mutex
-	report := func(wrote bool, n int64) {
-		progMu.Lock()
-		defer progMu.Unlock()
-		prog.Done++
-		if wrote {
-			prog.Written++
-			prog.Bytes += n
-		}
-		if opts.Progress != nil {
-			opts.Progress(prog)
+func (e *MissingError) Error() string {
+	var b strings.Builder
+	var owners []int
+	for _, k := range e.Missing {
+		if !slices.Contains(owners, k.Owner) {
+			owners = append(owners, k.Owner)
 		}
 	}
-	for _, pass := range passes {
-		if err := w.pass(ctx, opts.Workers, pass, report); err != nil {
+	slices.Sort(owners)
+	fmt.Fprintf(&b, "finalize refused: %d of %d data keys are missing from %s", len(e.Missing), e.Total, e.Where)
+	if e.N > 1 {
+		fmt.Fprintf(&b, "; owned by partition(s) %s of %d", strings.Trim(fmt.Sprint(owners), "[]"), e.N)
+	}
+	b.WriteString(" (run those partitions again, then finalize)")
+	for i, k := range e.Missing {
+		if i == 20 {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Missing)-20)
+			break
+		}
+		fmt.Fprintf(&b, "\n  %s (phase %s, partition %d)", k.Key, k.Phase, k.Owner)
+	}
+	return b.String()
+}
+
+// RunTo writes keys of st into sink: with opts.Phase "" and a whole
+// partition, every phase and then finalize (the whole store); with a
+// partition and no phase, that partition's share of every data phase, in
+// order; with opts.Phase, that phase only. Keys already in the sink (one
+// List) are skipped, so a rerun finishes what a killed one left, and
+// the sink holds no state but the keys themselves.
+func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summary, error) {
+	start := time.Now()
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if opts.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(opts.MemoryLimit))
+	}
+	if c, ok := sink.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	part := opts.Partition
+	var phases []string
+	switch {
+	case opts.Phase != "":
+		if !slices.Contains(Phases, opts.Phase) {
+			return Summary{}, fmt.Errorf("phase %q: want one of %s", opts.Phase, strings.Join(Phases, ", "))
+		}
+		phases = []string{opts.Phase}
+	case part.Whole():
+		phases = Phases
+	default:
+		phases = DataPhases
+	}
+	plan := opts.Plan
+	if plan == nil || plan.N != max(part.N, 1) {
+		var err error
+		if plan, err = NewPlan(ctx, st, part.N); err != nil {
 			return Summary{}, err
 		}
 	}
-	if err := os.RemoveAll(tmp); err != nil {
-		log.Warn("removing temporary directory", "path", tmp, "err", err)
+	listed, err := sink.List(ctx)
+	if err != nil {
+		return Summary{}, err
+	}
+	p := &progress{present: listed, fn: opts.Progress}
+	for _, ph := range phases {
+		p.prog.Total += int64(len(plan.Keys(ph, part)))
+	}
+	// Chunks computed from other chunks (global_rgb levels, from zone rgb
+	// and from the level below) read those back from the output.
+	defer st.SetReadThrough(sinkCache{ctx, sink})()
+
+	for _, ph := range phases {
+		keys := plan.Keys(ph, part)
+		t0 := time.Now()
+		if ph == PhaseFinalize {
+			if err := p.checkComplete(plan, sink); err != nil {
+				return Summary{}, err
+			}
+			// Everything but the root zarr.json of each year, then those:
+			// a reader that finds a root finds everything it lists.
+			var roots []Key
+			keys = slices.DeleteFunc(slices.Clone(keys), func(k Key) bool {
+				if isRoot(k.Key) {
+					roots = append(roots, k)
+					return true
+				}
+				return false
+			})
+			if err := p.write(ctx, st, sink, opts.Workers, keys); err != nil {
+				return Summary{}, err
+			}
+			keys = roots
+		}
+		if err := p.write(ctx, st, sink, opts.Workers, keys); err != nil {
+			return Summary{}, err
+		}
+		log.Debug("phase done", "phase", ph, "partition", part.String(), "elapsed", time.Since(t0))
 	}
 	return Summary{
-		Files: total, Written: prog.Written, Existing: total - prog.Written,
-		Bytes: prog.Bytes, Elapsed: time.Since(start),
+		Files: p.prog.Total, Written: p.prog.Written, Existing: p.prog.Total - p.prog.Written,
+		Bytes: p.prog.Bytes, Elapsed: time.Since(start),
 	}, nil
 }
 
-type writer struct {
-	st       *store.Store
-	dir, tmp string
-	seq      atomic.Int64
-
-	mu   sync.Mutex // guards dirs
-	dirs map[string]bool
+// progress tracks a run: the keys present in the sink and the counts.
+type progress struct {
+	mu      sync.Mutex // guards all below
+	present map[string]bool
+	prog    Progress
+	fn      func(Progress)
 }
 
-// pass writes, with n workers, every key that keep accepts. The first
-// error stops the pass.
-func (w *writer) pass(ctx context.Context, n int, keep func(string) bool, report func(bool, int64)) error {
+func (p *progress) has(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.present[key]
+}
+
+func (p *progress) done(key string, wrote bool, n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.present[key] = true
+	p.prog.Done++
+	if wrote {
+		p.prog.Written++
+		p.prog.Bytes += n
+	}
+	if p.fn != nil {
+		p.fn(p.prog)
+	}
+}
+
+// checkComplete refuses to finalize while a data key of the plan is not in
+// the sink.
+func (p *progress) checkComplete(plan *Plan, sink Sink) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := &MissingError{Where: sink.String(), N: plan.N}
+	for _, ph := range DataPhases {
+		for _, k := range plan.Phases[ph] {
+			e.Total++
+			if !p.present[k.Key] {
+				e.Missing = append(e.Missing, k)
+			}
+		}
+	}
+	if len(e.Missing) > 0 {
+		return e
+	}
+	return nil
+}
+
+// write writes keys with n workers, skipping those present. The first
+// error stops it.
+func (p *progress) write(ctx context.Context, st *store.Store, sink Sink, n int, keys []Key) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	keys := make(chan string, 4*n)
+	ch := make(chan string, 4*n)
 	var wg sync.WaitGroup
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := range keys {
-				wrote, size, err := w.file(ctx, k)
+			for k := range ch {
+				if p.has(k) {
+					p.done(k, false, 0)
+					continue
+				}
+				data, err := st.Get(ctx, k)
 				if err != nil {
 					cancel(err)
 					return
 				}
-				report(wrote, size)
+				wrote, err := sink.Put(ctx, k, data)
+				if err != nil {
+					cancel(err)
+					return
+				}
+				p.done(k, wrote, int64(len(data)))
 			}
 		}()
 	}
-	walkErr := w.st.Walk(ctx, "", func(k string) error {
-		if !keep(k) {
-			return nil
-		}
+feed:
+	for _, k := range keys {
 		select {
-		case keys <- k:
-			return nil
+		case ch <- k.Key:
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			break feed
 		}
-	})
-	close(keys)
+	}
+	close(ch)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	if walkErr != nil {
-		return walkErr
-	}
 	return ctx.Err()
-}
-
-// file writes one key unless it is already complete on disk.
-func (w *writer) file(ctx context.Context, key string) (bool, int64, error) {
-	dst := filepath.Join(w.dir, filepath.FromSlash(key))
-	if fi, err := os.Lstat(dst); err == nil && fi.Mode().IsRegular() {
-		return false, 0, nil
-	}
-	data, err := w.st.Get(ctx, key)
-	if err != nil {
-		return false, 0, err
-	}
-	if err := w.mkdir(filepath.Dir(dst)); err != nil {
-		return false, 0, err
-	}
-	tmp := filepath.Join(w.tmp, fmt.Sprintf("%d", w.seq.Add(1)))
-	if err := writeFile(tmp, data); err != nil {
-		os.Remove(tmp)
-		return false, 0, fmt.Errorf("writing %s: %w", dst, err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return false, 0, fmt.Errorf("writing %s: %w", dst, err)
-	}
-	return true, int64(len(data)), nil
-}
-
-func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func (w *writer) mkdir(d string) error {
-	w.mu.Lock()
-	done := w.dirs[d]
-	w.mu.Unlock()
-	if done {
-		return nil
-	}
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", d, err)
-	}
-	w.mu.Lock()
-	w.dirs[d] = true
-	w.mu.Unlock()
-	return nil
 }
 
 // lock takes an exclusive lock on the output directory: two runs writing
