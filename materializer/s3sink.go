@@ -75,7 +75,17 @@ func (s *S3Sink) Put(ctx context.Context, key string, data []byte) (bool, error)
 				continue
 			}
 		}
-		return false, fmt.Errorf("writing %s: %w", s.Loc.Key(key), err)
+		// A server may refuse a conditional write of an existing key by
+		// closing the connection before the body is sent (versitygw does
+		// when another writer of the key won the race): the SDK sees a
+		// reset, not a 412. Whether the key exists decides.
+		if have, ok, gerr := s.Get(ctx, key); gerr == nil && ok {
+			if !bytes.Equal(have, data) {
+				return false, &ConflictError{Where: s.Loc.String(), Key: key}
+			}
+			return false, nil
+		}
+		return false, fmt.Errorf("writing %s: %w", s.Loc.String()+key, err)
 	}
 }
 

@@ -275,25 +275,6 @@ func TestMaterializeS3Partitions(t *testing.T) {
 		runPartitions(t, env, tiles, url(prefix), 2)
 		sameTree(t, "twice", bucketObjects(t, client, bucket, prefix), want)
 	})
-
-	t.Run("conflicting object is not overwritten", func(t *testing.T) {
-		prefix := "conflict/"
-		key := "2024.zarr/utm30/embeddings/c/0/0/0"
-		if _, ok := want[key]; !ok {
-			t.Fatalf("%s is not in the store", key)
-		}
-		if _, err := client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
-			Key: aws.String(prefix + key), Body: strings.NewReader("not a shard")}); err != nil {
-			t.Fatal(err)
-		}
-		code, msg := tfs(t, env, "materialize", "--tiles", tiles, "--out", url(prefix), "--phase", "zones", "--partition", "0/1", "--workers", "1")
-		if code == 0 || !strings.Contains(msg, key) || !strings.Contains(msg, "different content") {
-			t.Errorf("exit %d, want a conflict naming %s:\n%s", code, key, msg)
-		}
-		if got := bucketObjects(t, client, bucket, prefix)[key]; string(got) != "not a shard" {
-			t.Errorf("conflicting object was overwritten")
-		}
-	})
 }
 
 // TestMaterializeS3BadTile truncates one tile and runs four partitions of
