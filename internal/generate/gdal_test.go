@@ -35,8 +35,8 @@ type gdalCase struct {
 	// Whole is true when the zone grids cover the whole chunk, so GDAL
 	// warps it in one piece, as spec §5 describes; otherwise GDAL splits
 	// the chunk (its chunk list, by source fill ratio), which we do not do.
-	Whole bool `json:"whole"`
-	File  string     `json:"file"`
+	Whole bool   `json:"whole"`
+	File  string `json:"file"`
 }
 
 // mix32 is make_fixtures.py's 32-bit hash.
