@@ -150,6 +150,13 @@ func TestSlurmSubmit(t *testing.T) {
 			if j.Start.Before(prevEnd) {
 				t.Errorf("%s %s started at %v, before the previous phase ended (%v)", p, j.ID, j.Start, prevEnd)
 			}
+			// Each task writes the partition of its array index.
+			if task, ok := strings.CutPrefix(j.ID, ids[p]+"_"); ok {
+				log, _ := os.ReadFile(filepath.Join(logs, fmt.Sprintf("tfs-%s-%s.log", p, j.ID)))
+				if mine := fmt.Sprintf(" partition %s/%d phase %s:", task, n, p); !strings.Contains(string(log), mine) {
+					t.Errorf("%s task %s did not write%s; its log:\n%s", p, j.ID, mine, log)
+				}
+			}
 			if j.End.After(end) {
 				end = j.End
 			}
