@@ -98,9 +98,10 @@ func ZoneAttrs(b Build, z *index.ZoneGrid) zarr.Attrs {
 		{Key: "zarr_conventions", Value: []zarr.Attrs{ConventionTessera, ConventionProj, ConventionSpatial}},
 		{Key: "proj:code", Value: index.ZoneEPSG(z.Zone)},
 		{Key: "spatial:dimensions", Value: []string{"northing", "easting"}},
-		{Key: "spatial:transform", Value: []float64{index.PixelSize, 0, oe, 0, -index.PixelSize, on}},
+		// JSON floats, as Python writes them (spec §3): 10.0, not 10.
+		{Key: "spatial:transform", Value: []zarr.Float{index.PixelSize, 0, zarr.Float(oe), 0, -index.PixelSize, zarr.Float(on)}},
 		{Key: "spatial:shape", Value: []int{z.H, z.W}},
-		{Key: "spatial:bbox", Value: []float64{oe, on - index.PixelSize*float64(z.H), oe + index.PixelSize*float64(z.W), on}},
+		{Key: "spatial:bbox", Value: []zarr.Float{zarr.Float(oe), zarr.Float(on - index.PixelSize*float64(z.H)), zarr.Float(oe + index.PixelSize*float64(z.W)), zarr.Float(on)}},
 		{Key: "spatial:registration", Value: "pixel"},
 		{Key: "tessera:dataset_version", Value: b.datasetVersion()},
 		{Key: "tessera:year", Value: z.Year},

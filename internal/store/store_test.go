@@ -316,6 +316,22 @@ func TestMetadata(t *testing.T) {
 				t.Errorf("zone %d: attribute %d is %s, want %s", z.Zone, i, kv.Key, wantOrder[i])
 			}
 		}
+		// Spec §3: every number of the transform and the bbox is a JSON
+		// float as Python writes it (10.0, 285010.0): a reader in a typed
+		// language sees floats, never integers.
+		for _, k := range []string{"spatial:transform", "spatial:bbox"} {
+			v, _ := g.Attributes.Get(k)
+			arr, _ := v.([]any)
+			if len(arr) == 0 {
+				t.Fatalf("zone %d: %s = %v", z.Zone, k, v)
+			}
+			for _, x := range arr {
+				n, _ := x.(json.Number)
+				if !strings.ContainsAny(string(n), ".e") {
+					t.Errorf("zone %d: %s element %q is not written as a float", z.Zone, k, n)
+				}
+			}
+		}
 		if z.H%256 != 0 || z.W%256 != 0 || math.Mod(z.OriginE, 10) != 0 || math.Mod(z.OriginN, 10) != 0 {
 			t.Errorf("zone %d grid %+v not padded/snapped", z.Zone, z)
 		}
