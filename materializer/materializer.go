@@ -5,6 +5,13 @@
 // to an uninterrupted run. Data chunks are written first and metadata
 // last, the root zarr.json of each year at the very end, so a reader never
 // sees a store whose metadata promises chunks that are not there yet.
+//
+// While a run is under way, its bookkeeping (a state file naming the
+// inputs, and a directory of temporary files) lives in the output
+// directory, so that a resumed run finds it; a run that completes removes
+// it, and the published tree then holds the store and the STAC catalog
+// alone, file for file what the mount serves. The lock is taken on the
+// output directory itself and leaves no file.
 package materializer
 
 import (
@@ -61,9 +68,8 @@ type Summary struct {
 }
 
 const (
-	stateName = ".tesserafs-materialize.json"
-	lockName  = ".tesserafs-materialize.lock"
-	tmpDir    = ".tesserafs-tmp"
+	stateName = ".tesserafs-materialize.json" // only while a run is unfinished
+	tmpDir    = ".tesserafs-tmp"              // only while a run is under way
 )
 
 // state records what an output directory is being built from, so that a
@@ -148,8 +154,13 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 			return Summary{}, err
 		}
 	}
+	// Complete: the bookkeeping goes, the state last (a run killed before
+	// that finds every file written and removes it).
 	if err := os.RemoveAll(tmp); err != nil {
-		log.Warn("removing temporary directory", "path", tmp, "err", err)
+		return Summary{}, fmt.Errorf("removing temporary directory %s: %w", tmp, err)
+	}
+	if err := os.Remove(filepath.Join(dir, stateName)); err != nil {
+		return Summary{}, fmt.Errorf("removing %s: %w", filepath.Join(dir, stateName), err)
 	}
 	return Summary{
 		Files: total, Written: prog.Written, Existing: total - prog.Written,
@@ -263,21 +274,20 @@ func (w *writer) mkdir(d string) error {
 }
 
 // lock takes an exclusive lock on the output directory: two runs writing
-// the same tree at once would each believe the other's files complete.
+// the same tree at once would each believe the other's files complete. The
+// lock is on the directory itself, so it leaves nothing in the tree.
 func lock(dir string) (func(), error) {
-	path := filepath.Join(dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s is being written by another tesserafs materialize (lock %s held)", dir, path)
+		return nil, fmt.Errorf("%s is being written by another tesserafs materialize (directory locked)", dir)
 	}
 	return func() {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
-		os.Remove(path)
 	}, nil
 }
 
@@ -300,7 +310,8 @@ func checkState(dir, fp string) error {
 		return nil
 	case errors.Is(err, fs.ErrNotExist):
 		if entries, _ := os.ReadDir(dir); len(nonInternal(entries)) > 0 {
-			return fmt.Errorf("%s is not empty and was not written by tesserafs materialize; choose an empty --out directory", dir)
+			return fmt.Errorf("%s is not empty and holds no unfinished tesserafs materialize run "+
+				"(a finished run keeps no state there); choose an empty --out directory", dir)
 		}
 		b, _ := json.MarshalIndent(want, "", "  ")
 		tmp := path + ".tmp"

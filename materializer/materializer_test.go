@@ -89,6 +89,15 @@ func sameTree(t *testing.T, a, b string) {
 	if len(ta) < 20 {
 		t.Fatalf("only %d files in %s", len(ta), a)
 	}
+	// A finished run leaves the store and the catalog alone: no state,
+	// lock or temporary files (nothing for a publisher to exclude).
+	for _, tr := range []map[string][]byte{ta, tb} {
+		for k := range tr {
+			if strings.HasPrefix(k, ".") {
+				t.Errorf("%s: bookkeeping left in a finished tree", k)
+			}
+		}
+	}
 }
 
 func countFiles(dir string) int {
@@ -163,12 +172,27 @@ func TestRefusesOtherInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := materializer.Run(ctx, st, out, materializer.Options{}); err != nil {
-		t.Fatal(err)
+	// An unfinished run: stopped after a few files.
+	stopCtx, stop := context.WithCancel(ctx)
+	_, err = materializer.Run(stopCtx, st, out, materializer.Options{Workers: 1, Progress: func(p materializer.Progress) {
+		if p.Done >= 5 {
+			stop()
+		}
+	}})
+	if err == nil {
+		t.Fatal("run stopped part-way reported success")
 	}
 	// Same tiles, more zones: a different store.
 	if err := materialize(ctx, tiles, out, 2); err == nil || !strings.Contains(err.Error(), "other tiles or options") {
 		t.Fatalf("resume with other inputs: err = %v", err)
+	}
+	// The same inputs finish it, and a finished tree is not written into
+	// again: it holds no state to check new inputs against.
+	if _, err := materializer.Run(ctx, st, out, materializer.Options{}); err != nil {
+		t.Fatalf("resume with the same inputs: %v", err)
+	}
+	if err := materialize(ctx, tiles, out, 2); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("run into a finished tree: err = %v", err)
 	}
 	stranger := t.TempDir()
 	os.WriteFile(filepath.Join(stranger, "notes.txt"), []byte("mine"), 0o644)
