@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
@@ -49,6 +49,8 @@ func (s *Store) zoneTree(z *index.ZoneGrid) *dirNode {
 	d.group = &zarr.GroupMetadata{Attributes: generate.ZoneAttrs(s.opts.Build, z)}
 	d.add("zarr.json", jsonFile(*d.group))
 	shards := z.Shards(generate.ShardSize)
+	// scales and rgb have the shards with a finite scale (spec §3).
+	occ := newOccupancy(shards, s.opts.Workers, func(sh index.ShardIndex) (bool, error) { return s.probe(z, sh) })
 	d.add("band", newArray(generate.CoordMeta("int32", generate.Bands, "band"),
 		&coordSource{n: generate.Bands, chunk: func(int) []byte { return generate.BandChunk(generate.Bands) }}))
 	d.add("easting", newArray(generate.CoordMeta("float64", z.W, "easting"),
@@ -63,8 +65,8 @@ func (s *Store) zoneTree(z *index.ZoneGrid) *dirNode {
 		&coordSource{n: z.H, chunk: func(k int) []byte {
 			return generate.Float64Chunk(z.H, k, func(i int) float64 { return generate.Northing(z, i) })
 		}}))
-	d.add("rgb", s.rgbArray(z, shards))
-	d.add("scales", newArray(generate.ScalesMeta(z), &shardSource{zone: z, shards: shards,
+	d.add("rgb", s.rgbArray(z, shards, occ))
+	d.add("scales", newArray(generate.ScalesMeta(z), &shardSource{zone: z, shards: shards, occ: occ,
 		gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
 			return w.ScalesShard(z, i, j, s.masks)
 		}}))

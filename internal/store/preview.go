@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -9,8 +10,8 @@ import (
 	"github.com/twpayne/go-proj/v11"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
@@ -59,6 +60,9 @@ func (s *Store) PreviewGlobal(ctx context.Context, year, l int, bbox *[4]float64
 			g.Go(func() error {
 				key := globalChunkKey(year, l, ci, cj)
 				b, err := s.Get(gctx, key)
+				if errors.Is(err, ErrNotFound) {
+					return nil // no finite scale: all transparent (spec §3)
+				}
 				if err != nil {
 					return err
 				}
@@ -129,6 +133,9 @@ func (s *Store) PreviewZone(ctx context.Context, year, zone, l int, bbox *[4]flo
 			g.Go(func() error {
 				key := rgbShardKey(z, si, sj)
 				b, err := s.Get(gctx, key)
+				if errors.Is(err, ErrNotFound) {
+					return nil // no finite scale: all transparent (spec §3)
+				}
 				if err != nil {
 					return err
 				}

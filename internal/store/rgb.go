@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 )
 
 // The previews (spec §4 rgb, §5 global_rgb) are chunks computed from other
@@ -269,10 +269,10 @@ func (r *rgbSource) Inputs(c []int) []index.FileStamp {
 }
 
 // rgbArray is the rgb array of zone z.
-func (s *Store) rgbArray(z *index.ZoneGrid, shards []index.ShardIndex) *arrayNode {
+func (s *Store) rgbArray(z *index.ZoneGrid, shards []index.ShardIndex, occ *occupancy) *arrayNode {
 	var src *rgbSource
 	src = &rgbSource{
-		shardSource: &shardSource{zone: z, shards: shards, trailing: true,
+		shardSource: &shardSource{zone: z, shards: shards, occ: occ, trailing: true,
 			gen: func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error) {
 				inputs := func() []index.FileStamp { return src.Inputs([]int{i, j, 0}) }
 				return s.derivedChunk(ctx, rgbShardKey(z, i, j), inputs, func() ([]byte, error) {

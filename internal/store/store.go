@@ -19,14 +19,14 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
 // FormatVersion changes whenever the bytes generated for the same inputs
 // change, so cached chunks of an older tesserafs are never served.
-const FormatVersion = "tesserafs-store-1"
+const FormatVersion = "tesserafs-store-2"
 
 // ErrNotFound is returned for a key that does not exist. It matches
 // fs.ErrNotExist under errors.Is.
@@ -82,6 +82,7 @@ type Store struct {
 	generated, hits, bytes atomic.Int64
 	generating, peak       atomic.Int64 // generations running now, and at most
 
+	probes  sync.Pool           // *generate.Worker from NewProbe (occupancy.go)
 	rgb     *rgbState           // previews: stretches, intermediates (rgb.go)
 	globals map[int]*globalYear // global_rgb per year (globalrgb.go)
 

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
@@ -143,11 +143,13 @@ func (r resolved) isDir() bool {
 }
 
 // shardSource is the chunk space of a sharded zone array: a shard exists
-// where some tile touches it. trailing adds a last chunk dimension of one
-// chunk ("/0"), as for embeddings (band) and rgb (rgba).
+// where some tile touches it and, with occ (scales, rgb), where it holds a
+// finite scale. trailing adds a last chunk dimension of one chunk ("/0"),
+// as for embeddings (band) and rgb (rgba).
 type shardSource struct {
 	zone     *index.ZoneGrid
 	shards   []index.ShardIndex // sorted row-major
+	occ      *occupancy         // nil: every tile-touched shard exists
 	trailing bool
 	gen      func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error)
 }
@@ -159,27 +161,39 @@ func (s *shardSource) Dims() int {
 	return 2
 }
 
-func (s *shardSource) rowRange(i int) []index.ShardIndex {
-	lo, _ := slices.BinarySearchFunc(s.shards, i, func(x index.ShardIndex, r int) int { return x.Row - r })
-	hi, _ := slices.BinarySearchFunc(s.shards, i+1, func(x index.ShardIndex, r int) int { return x.Row - r })
-	return s.shards[lo:hi]
+// rowRange returns the positions [lo, hi) in s.shards of row i.
+func (s *shardSource) rowRange(i int) (lo, hi int) {
+	lo, _ = slices.BinarySearchFunc(s.shards, i, func(x index.ShardIndex, r int) int { return x.Row - r })
+	hi, _ = slices.BinarySearchFunc(s.shards, i+1, func(x index.ShardIndex, r int) int { return x.Row - r })
+	return lo, hi
 }
+
+// exists reports whether the tile-touched shard at position k exists.
+func (s *shardSource) exists(k int) bool { return s.occ == nil || s.occ.has(k) }
 
 func (s *shardSource) List(prefix []int) []int {
 	switch len(prefix) {
 	case 0:
+		if s.occ != nil {
+			s.occ.ensure(0, len(s.shards))
+		}
 		var rows []int
-		for _, x := range s.shards {
-			if len(rows) == 0 || rows[len(rows)-1] != x.Row {
+		for k, x := range s.shards {
+			if (len(rows) == 0 || rows[len(rows)-1] != x.Row) && s.exists(k) {
 				rows = append(rows, x.Row)
 			}
 		}
 		return rows
 	case 1:
-		row := s.rowRange(prefix[0])
-		cols := make([]int, len(row))
-		for k, x := range row {
-			cols[k] = x.Col
+		lo, hi := s.rowRange(prefix[0])
+		if s.occ != nil {
+			s.occ.ensure(lo, hi)
+		}
+		var cols []int
+		for k := lo; k < hi; k++ {
+			if s.exists(k) {
+				cols = append(cols, s.shards[k].Col)
+			}
 		}
 		return cols
 	default:
@@ -194,8 +208,9 @@ func (s *shardSource) Has(c []int) bool {
 	if len(c) != s.Dims() || (s.trailing && c[2] != 0) {
 		return false
 	}
-	_, ok := slices.BinarySearchFunc(s.rowRange(c[0]), c[1], func(x index.ShardIndex, col int) int { return x.Col - col })
-	return ok
+	lo, hi := s.rowRange(c[0])
+	k, ok := slices.BinarySearchFunc(s.shards[lo:hi], c[1], func(x index.ShardIndex, col int) int { return x.Col - col })
+	return ok && s.exists(lo+k)
 }
 
 func (s *shardSource) Inputs(c []int) []index.FileStamp {
