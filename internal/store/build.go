@@ -32,9 +32,13 @@ func (s *Store) yearTree(y *index.Year) *dirNode {
 	d.group = g
 	// zarr.json comes first in listings; its consolidated metadata is
 	// computed when first read, once the whole tree is in place.
-	d.add("zarr.json", &fileNode{gen: func(context.Context) ([]byte, error) {
+	d.add("zarr.json", &fileNode{gen: func(ctx context.Context) ([]byte, error) {
 		full := *g
-		full.Consolidated = consolidated(d)
+		c, err := consolidated(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		full.Consolidated = c
 		return encodeJSON(full)
 	}})
 	for _, z := range y.Zones {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/zarr"
 )
 
 // The previews (spec §4 rgb, §5 global_rgb) are chunks computed from other
@@ -285,7 +286,43 @@ func (s *Store) rgbArray(z *index.ZoneGrid, shards []index.ShardIndex, occ *occu
 			}},
 		sampleInputs: sync.OnceValue(func() []index.FileStamp { return s.stretchInputs(z) }),
 	}
-	return newArray(generate.RGBMeta(z), src)
+	return newLazyArray(generate.RGBMeta(z), src, func(context.Context) (zarr.Attrs, error) {
+		st, mode, err := s.RGBStretch(z.Year, z.Zone)
+		if err != nil {
+			return nil, err
+		}
+		return generate.RGBAttrs(st, mode), nil
+	})
+}
+
+// RGBStretch returns the stretch of zone's rgb preview in year, and its
+// mode ("zone" or "global"), computing it (from a sample of the zone's
+// scales and embeddings) on first use.
+func (s *Store) RGBStretch(year, zone int) (generate.Stretch, string, error) {
+	y := s.cat.Year(year)
+	if y == nil {
+		return generate.Stretch{}, "", fmt.Errorf("year %d: %w", year, ErrNotFound)
+	}
+	var z *index.ZoneGrid
+	for _, c := range y.Zones {
+		if c.Zone == zone {
+			z = c
+		}
+	}
+	if z == nil {
+		return generate.Stretch{}, "", fmt.Errorf("%d.zarr/%s: %w", year, generate.ZoneGroupName(zone), ErrNotFound)
+	}
+	mode := "zone"
+	if s.opts.Build.Stretch == "global" {
+		mode = "global"
+	}
+	w, _ := s.rgb.workers.Get().(*generate.Worker)
+	if w == nil {
+		w = generate.NewWorker()
+	}
+	defer s.rgb.workers.Put(w)
+	st, err := s.stretch(w, z)
+	return st, mode, err
 }
 
 // rgbShardKey is the key of rgb shard (i, j) of zone z.

@@ -421,9 +421,9 @@ func (s *Store) Walk(ctx context.Context, prefix string, fn func(key string) err
 	return nil
 }
 
-// groupPaths collects, under dir d at path p, every group and array with
+// collectMeta collects, under dir d at path p, every group and array with
 // its metadata, for consolidated metadata.
-func collectMeta(d *dirNode, p string, out map[string]any) {
+func collectMeta(ctx context.Context, d *dirNode, p string, out map[string]any) error {
 	for _, name := range d.names {
 		path := name
 		if p != "" {
@@ -434,16 +434,25 @@ func collectMeta(d *dirNode, p string, out map[string]any) {
 			if n.group != nil {
 				out[path] = *n.group
 			}
-			collectMeta(n, path, out)
+			if err := collectMeta(ctx, n, path, out); err != nil {
+				return err
+			}
 		case *arrayNode:
-			out[path] = n.meta
+			m, err := n.metadata(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			out[path] = m
 		}
 	}
+	return nil
 }
 
-func consolidated(d *dirNode) *zarr.ConsolidatedMetadata {
+func consolidated(ctx context.Context, d *dirNode) (*zarr.ConsolidatedMetadata, error) {
 	m := map[string]any{}
-	collectMeta(d, "", m)
+	if err := collectMeta(ctx, d, "", m); err != nil {
+		return nil, err
+	}
 	paths := make([]string, 0, len(m))
 	for p := range m {
 		paths = append(paths, p)
@@ -453,7 +462,7 @@ func consolidated(d *dirNode) *zarr.ConsolidatedMetadata {
 	for _, p := range paths {
 		c.Entries = append(c.Entries, zarr.Entry{Path: p, Node: m[p]})
 	}
-	return c
+	return c, nil
 }
 
 // Fingerprint identifies everything the store's bytes depend on: the
