@@ -65,6 +65,16 @@ type Summary struct {
 	Existing int64 // files already complete from an earlier run
 	Bytes    int64 // bytes written by this run
 	Elapsed  time.Duration
+	// Phases is the time spent on each part of the tree, in the order
+	// written: "zones" (embeddings, scales, coordinates), "rgb",
+	// "global_rgb", "metadata" (zarr.json and STAC).
+	Phases []Phase
+}
+
+// Phase is the wall time of one part of a run.
+type Phase struct {
+	Name    string
+	Elapsed time.Duration
 }
 
 const (
@@ -116,17 +126,26 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 		return Summary{}, fmt.Errorf("output directory: %w", err)
 	}
 
-	// Three passes over the index: chunks, then metadata and STAC, then the
-	// root zarr.json of each year.
+	// Passes over the index, each timed as a phase: the zones' data
+	// chunks, their rgb previews (which the global preview is built from),
+	// the global_rgb chunks, then metadata and STAC, the root zarr.json of
+	// each year last.
 	isChunk := func(k string) bool { return strings.Contains(k, "/c/") }
+	isGlobal := func(k string) bool { return strings.Contains(k, ".zarr/global_rgb/") }
+	isRGB := func(k string) bool { return strings.Contains(k, "/rgb/c/") && !isGlobal(k) }
 	isRoot := func(k string) bool {
 		d, f := filepath.Split(k)
 		return f == "zarr.json" && strings.Count(d, "/") == 1 && strings.HasSuffix(d, ".zarr/")
 	}
-	passes := []func(string) bool{
-		isChunk,
-		func(k string) bool { return !isChunk(k) && !isRoot(k) },
-		isRoot,
+	passes := []struct {
+		phase string
+		keep  func(string) bool
+	}{
+		{"zones", func(k string) bool { return isChunk(k) && !isRGB(k) && !isGlobal(k) }},
+		{"rgb", isRGB},
+		{"global_rgb", func(k string) bool { return isChunk(k) && isGlobal(k) }},
+		{"metadata", func(k string) bool { return !isChunk(k) && !isRoot(k) }},
+		{"metadata", isRoot},
 	}
 	var total int64
 	if err := st.Walk(ctx, "", func(string) error { total++; return nil }); err != nil {
@@ -149,10 +168,18 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 			opts.Progress(prog)
 		}
 	}
+	var phases []Phase
 	for _, pass := range passes {
-		if err := w.pass(ctx, opts.Workers, pass, report); err != nil {
+		t0 := time.Now()
+		if err := w.pass(ctx, opts.Workers, pass.keep, report); err != nil {
 			return Summary{}, err
 		}
+		if n := len(phases); n > 0 && phases[n-1].Name == pass.phase {
+			phases[n-1].Elapsed += time.Since(t0)
+		} else {
+			phases = append(phases, Phase{Name: pass.phase, Elapsed: time.Since(t0)})
+		}
+		log.Debug("materialize phase", "phase", pass.phase, "took", time.Since(t0))
 	}
 	// Complete: the bookkeeping goes, the state last (a run killed before
 	// that finds every file written and removes it).
@@ -164,7 +191,7 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 	}
 	return Summary{
 		Files: total, Written: prog.Written, Existing: total - prog.Written,
-		Bytes: prog.Bytes, Elapsed: time.Since(start),
+		Bytes: prog.Bytes, Elapsed: time.Since(start), Phases: phases,
 	}, nil
 }
 
