@@ -12,10 +12,10 @@ import (
 
 	"github.com/twpayne/go-proj/v11"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/internal/testtiles"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 

@@ -9,8 +9,8 @@ import (
 	"github.com/twpayne/go-proj/v11"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
@@ -57,7 +57,7 @@ func (s *Store) PreviewGlobal(ctx context.Context, year, l int, bbox *[4]float64
 				continue
 			}
 			g.Go(func() error {
-				key := globalChunkKey(year, l, ci, cj)
+				key := GlobalChunkKey(year, l, ci, cj)
 				b, err := s.Get(gctx, key)
 				if err != nil {
 					return err
@@ -127,7 +127,7 @@ func (s *Store) PreviewZone(ctx context.Context, year, zone, l int, bbox *[4]flo
 				continue
 			}
 			g.Go(func() error {
-				key := rgbShardKey(z, si, sj)
+				key := RGBShardKey(z, si, sj)
 				b, err := s.Get(gctx, key)
 				if err != nil {
 					return err
