@@ -231,28 +231,42 @@ func readGz(t *testing.T, path string) []byte {
 	return out
 }
 
-// BenchmarkWarpZone warps one whole level-0 chunk at 52° N from a
-// synthetic zone grid (the fixture's n52_noise): the approximate
-// transformer's projections plus the weighted means.
+// BenchmarkWarpZone warps level-0 chunks from synthetic zone grids: one
+// whole chunk at 52° N (the fixture's n52_noise, one piece) and the
+// smaller grid of the fixture's n52_edge, which GDAL cuts into pieces down
+// to 64 × 64: the chunk list, the approximate transformer's projections
+// and the weighted means. It prints output megapixels per second.
 func BenchmarkWarpZone(b *testing.B) {
-	z := gdalZone{Zone: 32, OriginE: 504000, OriginN: 5764000, W: 600, H: 700, Pattern: "noise", Seed: 9}
-	src, err := z.read(0, 0, z.W, z.H)
-	if err != nil {
-		b.Fatal(err)
-	}
-	read := func(sx0, sy0, sw, sh int) ([]byte, error) {
-		out := make([]byte, 0, sw*sh*RGBA)
-		for r := sy0; r < sy0+sh; r++ {
-			out = append(out, src[(r*z.W+sx0)*RGBA:][:sw*RGBA]...)
-		}
-		return out, nil
-	}
-	zg := &index.ZoneGrid{Zone: z.Zone, OriginE: z.OriginE, OriginN: z.OriginN, W: z.W, H: z.H}
-	sc := NewGlobalScratch()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := sc.WarpZone(zg, 742, 3693, [4]int{0, 0, GlobalChunk, GlobalChunk}, read); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name   string
+		z      gdalZone
+		ci, cj int
+	}{
+		{"whole", gdalZone{Zone: 32, OriginE: 504000, OriginN: 5764000, W: 600, H: 700, Pattern: "noise", Seed: 9}, 742, 3693},
+		{"edge", gdalZone{Zone: 32, OriginE: 293710, OriginN: 5766080, W: 141, H: 518, Pattern: "noise", Seed: 42}, 742, 3632},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			z := bc.z
+			src, err := z.read(0, 0, z.W, z.H)
+			if err != nil {
+				b.Fatal(err)
+			}
+			read := func(sx0, sy0, sw, sh int) ([]byte, error) {
+				out := make([]byte, 0, sw*sh*RGBA)
+				for r := sy0; r < sy0+sh; r++ {
+					out = append(out, src[(r*z.W+sx0)*RGBA:][:sw*RGBA]...)
+				}
+				return out, nil
+			}
+			zg := &index.ZoneGrid{Zone: z.Zone, OriginE: z.OriginE, OriginN: z.OriginN, W: z.W, H: z.H}
+			sc := NewGlobalScratch()
+			b.SetBytes(GlobalChunk * GlobalChunk)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := sc.WarpZone(zg, bc.ci, bc.cj, [4]int{0, 0, GlobalChunk, GlobalChunk}, read); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
