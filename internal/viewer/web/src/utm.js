@@ -70,5 +70,6 @@ export function inverse(e, nn, zone) {
   let phi = chi;
   for (let j = 1; j <= 4; j++) phi += delta[j - 1] * Math.sin(2 * j * chi);
   const lam = Math.atan2(Math.sinh(yp), Math.cos(xp));
-  return [centralMeridian(zone) + lam / RAD, phi / RAD];
+  const lon = centralMeridian(zone) + lam / RAD; // wrapped to [-180, 180)
+  return [((((lon + 180) % 360) + 360) % 360) - 180, phi / RAD];
 }
