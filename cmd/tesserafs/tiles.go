@@ -10,18 +10,16 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/internal/generate"
 )
 
 // tileOptions are the flags shared by every command that reads a tiles
-// root: where it is, and which years and zones to take.
+// root: where it is, and which years and zones to take. The commands that
+// open a store use storeOptions (open.go), which adds the rest.
 type tileOptions struct {
 	Tiles   string
 	Years   []int
 	Zones   []int
 	Workers int
-	// Stretch is how the rgb previews are stretched: "zone" or "global".
-	Stretch string
 }
 
 func (o *tileOptions) register(fs *pflag.FlagSet) {
@@ -29,20 +27,6 @@ func (o *tileOptions) register(fs *pflag.FlagSet) {
 	fs.IntSliceVar(&o.Years, "year", nil, "years to take (default: all found)")
 	fs.IntSliceVar(&o.Zones, "zones", nil, "UTM zones to take, e.g. 30,31 (default: all)")
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "concurrent workers")
-}
-
-// registerStretch adds --stretch, for the commands that build a store.
-func (o *tileOptions) registerStretch(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Stretch, "stretch", "zone", `rgb preview stretch: "zone" (per UTM zone) or "global" (one per year, no seams between zones)`)
-}
-
-// build is what the store's bytes depend on besides the tiles.
-func (o *tileOptions) build() generate.Build {
-	b := generate.Build{BuildVersion: version}
-	if o.Stretch == "global" {
-		b.Stretch = "global"
-	}
-	return b
 }
 
 func (o *tileOptions) validate() error {
@@ -55,9 +39,6 @@ func (o *tileOptions) validate() error {
 	}
 	if !fi.IsDir() {
 		return usageErrorf("--tiles %s: not a directory", o.Tiles)
-	}
-	if o.Stretch != "zone" && o.Stretch != "global" && o.Stretch != "" {
-		return usageErrorf("--stretch %q: want zone or global", o.Stretch)
 	}
 	if o.Workers < 1 || o.Workers > 1024 {
 		return usageErrorf("--workers %d: want 1..1024", o.Workers)
