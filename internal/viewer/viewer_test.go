@@ -324,6 +324,11 @@ func TestViewerInChromium(t *testing.T) {
 	clickable := func(x, y int) bool {
 		return x > 60 && y > 60 && y < zv.h-60 && (x < zv.w-440 || y > 360)
 	}
+	// nearer: (x, y) is nearer the middle of the map's left half than p.
+	nearer := func(x, y int, p [2]int) bool {
+		d := func(x, y int) int { return (x-zv.w/3)*(x-zv.w/3) + (y-zv.h/2)*(y-zv.h/2) }
+		return p == [2]int{} || d(x, y) < d(p[0], p[1])
+	}
 	t.Run("zone", func(t *testing.T) {
 		img := show(&zv)
 		state()
@@ -346,12 +351,12 @@ func TestViewerInChromium(t *testing.T) {
 				}
 				if want {
 					nData++
-					if d := min(fc-math.Floor(fc), math.Ceil(fc)-fc, fr-math.Floor(fr), math.Ceil(fr)-fr); d > 0.2 && clickable(x, y) {
+					if d := min(fc-math.Floor(fc), math.Ceil(fc)-fc, fr-math.Floor(fr), math.Ceil(fr)-fr); d > 0.2 && clickable(x, y) && nearer(x, y, pickData) {
 						pickData = [2]int{x, y}
 					}
 				} else {
 					nWater++
-					if r > 0 && c > 0 && r < z34.grid.H && c < z34.grid.W && clickable(x, y) {
+					if r > 0 && c > 0 && r < z34.grid.H && c < z34.grid.W && clickable(x, y) && nearer(x, y, pickWater) {
 						pickWater = [2]int{x, y}
 					}
 				}
