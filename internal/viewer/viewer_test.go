@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/twpayne/go-proj/v11"
@@ -307,6 +308,49 @@ func TestViewerInChromium(t *testing.T) {
 		t.Logf("level %d: %d sampled pixels must be drawn, %d must be background; %d wrong", lvl, mustDraw, mustNot, bad)
 		if mustDraw < 200 || mustNot < 200 {
 			t.Fatalf("the view tests too little: %d data and %d background samples", mustDraw, mustNot)
+		}
+	})
+
+	// Wheel, the zoom-out button and a drag change the view as documented:
+	// the wheel keeps the point under the pointer, a zoom step goes up a
+	// pyramid level, a drag moves the map with the pointer.
+	t.Run("pan-zoom", func(t *testing.T) {
+		type viewState struct {
+			Lon, Lat, Dpp float64
+			Level         int
+			Mode          string
+			Under         []float64
+		}
+		get := func() viewState {
+			return eval[viewState](t, bctx, `window.__tfs.idle().then(() => ({
+				Lon: window.__tfs.view.lon, Lat: window.__tfs.view.lat, Dpp: window.__tfs.view.dpp,
+				Level: window.__tfs.level, Mode: window.__tfs.mode, Under: window.__tfs.toLonLat(300, 200)}))`, chromedp.EvalAwaitPromise)
+		}
+		near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-9*max(math.Abs(a), math.Abs(b), 1e-6) }
+		v := view{lon: 0, lat: 85, dpp: 9.6e-4}
+		show(&v)
+		s0 := get()
+		// Chromium wants deltaX too, and cdproto omits a zero: a negligible one.
+		wheel := func(p *input.DispatchMouseEventParams) { p.DeltaX, p.DeltaY = 1e-6, 100 }
+		do(t, bctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseWheel, 300, 200, wheel))
+		s1 := get()
+		if !near(s1.Dpp, s0.Dpp*1.25) || !near(s1.Under[0], s0.Under[0]) || !near(s1.Under[1], s0.Under[1]) {
+			t.Errorf("wheel at (300, 200): view %+v → %+v, want dpp × 1.25 and the same point under the pointer", s0, s1)
+		}
+		do(t, bctx, chromedp.MouseClickXY(25, 59)) // the zoom-out button
+		s2 := get()
+		if !near(s2.Dpp, s1.Dpp*2) || s2.Mode != "global" || s2.Level != s1.Level+1 {
+			t.Errorf("zoom out: view %+v → %+v, want dpp × 2, one level up", s1, s2)
+		}
+		do(t, bctx,
+			chromedp.MouseEvent(input.DispatchMouseEventTypeMousePressed, 400, 300, chromedp.ButtonLeft),
+			chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 430, 310, chromedp.ButtonLeft),
+			chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 450, 320, chromedp.ButtonLeft),
+			chromedp.MouseEvent(input.DispatchMouseEventTypeMouseReleased, 450, 320, chromedp.ButtonLeft),
+		)
+		s3 := get()
+		if !near(s3.Lon, s2.Lon-50*s2.Dpp) || !near(s3.Lat, s2.Lat+20*s2.Dpp) || s3.Dpp != s2.Dpp {
+			t.Errorf("drag by (50, 20): view %+v → %+v, want the centre moved by (−50, +20)·dpp", s2, s3)
 		}
 	})
 
