@@ -288,7 +288,9 @@ func (s *Store) ReadDir(ctx context.Context, key string) ([]DirEntry, error) {
 }
 
 // fingerprint identifies a chunk's content: the format version, its key,
-// and the path, size and modification time of every input file.
+// and the path (URL for a remote input), size, modification time, ETag and
+// known sha256 of every input file, so a replaced remote tile is
+// regenerated.
 func fingerprint(key string, inputs []index.FileStamp) []byte {
 	h := sha256.New()
 	var n [8]byte
@@ -305,6 +307,8 @@ func fingerprint(key string, inputs []index.FileStamp) []byte {
 		h.Write(n[:])
 		binary.LittleEndian.PutUint64(n[:], uint64(in.ModTime.UnixNano()))
 		h.Write(n[:])
+		put(in.ETag)
+		put(in.SHA256)
 	}
 	return h.Sum(nil)
 }
