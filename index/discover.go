@@ -94,6 +94,9 @@ func (y *Year) Zone(z int) *ZoneGrid {
 // Catalogue is every tile of a tiles root that discovery kept.
 type Catalogue struct {
 	Root string
+	// Source is where the tiles are read from; nil means the local paths
+	// the tiles name (a DirSource).
+	Source Source
 	// Years are the years with at least one tile or problem, ascending.
 	Years []*Year
 	// Warnings concern the root rather than one year: stray entries in
@@ -155,7 +158,7 @@ func Discover(ctx context.Context, root string, opts Options) (*Catalogue, error
 		}
 		return nil, fmt.Errorf("tiles root: %w", err)
 	}
-	cat := &Catalogue{Root: root}
+	cat := &Catalogue{Root: root, Source: DirSource{Root: root}}
 	sep := string(filepath.Separator)
 
 	// Years.

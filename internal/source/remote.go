@@ -89,7 +89,7 @@ func newRemote(be backend, opts Options) *Remote {
 		blocks: map[blockKey]*block{}, lru: list.New()}
 }
 
-func (r *Remote) String() string        { return r.be.root() }
+func (r *Remote) String() string         { return r.be.root() }
 func (r *Remote) Path(rel string) string { return r.be.name(rel) }
 
 // ReadDir lists a directory of an S3 root; an HTTP root cannot list.

@@ -103,7 +103,7 @@ func (s *Store) dep(ctx context.Context, key string) ([]byte, error) {
 		}
 		w, _ := st.workers.Get().(*generate.Worker)
 		if w == nil {
-			w = generate.NewWorker()
+			w = generate.NewWorkerFor(s.cat.Source)
 		}
 		defer st.workers.Put(w)
 		gctx := context.WithValue(context.WithoutCancel(ctx), fpKey{}, fp)

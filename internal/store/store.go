@@ -108,7 +108,7 @@ func New(cat *index.Catalogue, opts Options) (*Store, error) {
 		workers: make(chan *generate.Worker, opts.Workers),
 		modTime: time.Now().Truncate(time.Second),
 	}
-	s.masks = generate.NewMasks(opts.MaskBudget, s.addProblem)
+	s.masks = generate.NewMasksFor(cat.Source, opts.MaskBudget, s.addProblem)
 	for range opts.Workers {
 		s.workers <- nil // allocated on first use
 	}
@@ -340,7 +340,7 @@ func (s *Store) chunk(ctx context.Context, key string, r resolved) ([]byte, erro
 		w := <-s.workers
 		defer func() { s.workers <- w }()
 		if w == nil {
-			w = generate.NewWorker()
+			w = generate.NewWorkerFor(s.cat.Source)
 		}
 		n := s.generating.Add(1)
 		for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
