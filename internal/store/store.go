@@ -472,7 +472,7 @@ func (s *Store) Fingerprint() string {
 			fmt.Fprintf(h, "year %d zone %d\n", y.Year, z.Zone)
 			for _, p := range z.Placements {
 				for _, in := range p.Tile.Inputs {
-					fmt.Fprintf(h, "%s %d %d\n", in.Path, in.Size, in.ModTime.UnixNano())
+					fmt.Fprintf(h, "%s %d %d %q %s\n", in.Path, in.Size, in.ModTime.UnixNano(), in.ETag, in.SHA256)
 				}
 			}
 		}
