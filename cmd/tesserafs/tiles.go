@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/s3conf"
 	"github.com/tesserafs/tesserafs/internal/source"
-	"github.com/tesserafs/tesserafs/index"
 )
 
 // tileOptions are the flags shared by every command that reads a tiles
