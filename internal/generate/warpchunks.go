@@ -14,10 +14,9 @@ import (
 //
 //   - each piece transforms its rows of corners through the approximate
 //     transformer separately, over the piece's columns only;
-//   - each footprint is clamped to the piece's source window, and a
-//     footprint lying just before the window's first column or row (within
-//     the kernel's margin) still reads that column or row: at the zone
-//     grid's left and top edges GDAL smears the edge pixels outwards.
+//   - each footprint is tested against and clamped to the piece's source
+//     window, not the zone grid (see makeFootprint), and its edge weights
+//     are taken in the window's coordinates.
 //
 // The cutting, as GDAL 3.10 does it for this warp (one alpha band, four
 // float32 working bands, a 64 MB warp memory limit, no options):
@@ -31,7 +30,8 @@ import (
 //     resampling) the window is [trunc(max(0, minX)), min(ceil(maxX), W))
 //     across, likewise down; an axis whose clamped span covers more than
 //     90 % of the grid takes the whole grid.
-//  2. Its fill ratio: the window's area over the box's area (at least 1).
+//  2. Its fill ratio: the window's area over the box's area (the latter
+//     taken as at least 1).
 //  3. The window is cut in two when its source and destination pixels
 //     (20 and 16 bytes each) exceed 64 MB, or when 0 < fill ratio < 0.5
 //     and dw or dh exceeds 100: across (dw/2 columns first) when dw > dh,
