@@ -111,9 +111,9 @@ func TestParseRange(t *testing.T) {
 		{"bytes=0-9", size, rangeOne, 0, 10},
 		{"bytes=10-", size, rangeOne, 10, 90},
 		{"bytes=-16", size, rangeOne, 84, 16},
-		{"bytes=-1000", size, rangeOne, 0, 100},       // suffix longer than the body: all of it
-		{"bytes=90-1000", size, rangeOne, 90, 10},     // clamped past EOF
-		{"bytes=99-99", size, rangeOne, 99, 1},        // last byte
+		{"bytes=-1000", size, rangeOne, 0, 100},   // suffix longer than the body: all of it
+		{"bytes=90-1000", size, rangeOne, 90, 10}, // clamped past EOF
+		{"bytes=99-99", size, rangeOne, 99, 1},    // last byte
 		{"bytes=0-99999999999999999999999", size, rangeOne, 0, 100},
 		{"Bytes = 5-6", size, rangeOne, 5, 2},
 		{"bytes=100-", size, rangeUnsatisfiable, 0, 0},
