@@ -101,6 +101,10 @@ func materializedTree(t testing.TB) string {
 }
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("TESSERAFS_HTTPSERVE_CHILD"); dir != "" {
+		serveChild(dir)
+		return
+	}
 	code := m.Run()
 	if materialized.dir != "" {
 		os.RemoveAll(materialized.dir)
