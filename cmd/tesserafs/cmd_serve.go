@@ -118,6 +118,9 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	addr := ln.Addr().String()
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		log.Warn("listening beyond this machine: anyone who can reach this address can read the store", "addr", addr)
+	}
 	cs := c.Stats()
 	var years []string
 	for _, y := range cat.Years {
