@@ -16,20 +16,23 @@ import (
 
 	"github.com/tesserafs/tesserafs/internal/httpserve"
 	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/internal/viewer"
 )
 
 func init() { subcommands = append(subcommands, newServeCmd) }
 
 type serveOptions struct {
-	tileOptions
+	storeOptions
 	cacheOptions
 	Addr       string
 	CORSOrigin []string
 	Queue      int
 	// Shutdown bounds how long in-flight requests may take to finish.
 	Shutdown time.Duration
-	// Assets is the viewer (nil: a plain index page).
-	Assets fs.FS
+	// Assets is served at "/" (index.html) and beside the keys: the
+	// viewer. Tests may set another; nil there means a plain index page.
+	Assets   fs.FS
+	NoViewer bool
 
 	// onReady, if set (tests), is called with the listening address.
 	onReady func(addr string, st *store.Store)
@@ -38,14 +41,15 @@ type serveOptions struct {
 func newServeCmd() *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
-		Use:   "serve --tiles DIR --cache DIR [--cache-size 20GiB] [--addr 127.0.0.1:8080]",
+		Use:   "serve --tiles DIR|URL --cache DIR [--cache-size 20GiB] [--addr 127.0.0.1:8080]",
 		Short: "Serve the year stores over HTTP (read-only, for remote Zarr readers)",
 		Long: `Serve answers HTTP GET and HEAD for every key of the tree that materialize
 writes (/2024.zarr/..., /catalog.json, /geotessera-2024/...), with the same
 bytes, generating each shard on first request and keeping it in the cache
 (--cache, bounded by --cache-size; one cache cannot be used by a mount and a
 server at once). Byte ranges (a-b, a-, -N), strong ETags, If-None-Match,
-CORS (--cors-origin) are supported; writes are refused (405).
+CORS (--cors-origin) are supported; writes are refused (405). The map
+viewer is at / (--no-viewer: a plain index page).
 
 At most --workers chunks are generated at once and --queue more wait; beyond
 that requests get 503 with Retry-After. /healthz answers "ok", /metrics
@@ -54,22 +58,28 @@ otherwise, and runs until interrupted (Ctrl-C, SIGTERM): requests in flight
 finish, then the cache is closed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Assets == nil && !o.NoViewer {
+				o.Assets = viewer.FS()
+			}
 			return runServe(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
-	o.tileOptions.register(cmd.Flags())
-	o.registerStretch(cmd.Flags())
+	o.storeOptions.register(cmd.Flags())
 	o.cacheOptions.register(cmd.Flags(), "cache budget: disk the cache may use, e.g. 20GiB (default: the cache's last, or 20GiB)")
 	cmd.Flags().StringVar(&o.Addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	cmd.Flags().StringSliceVar(&o.CORSOrigin, "cors-origin", nil, `origins allowed to read from a browser: "*" or e.g. https://example.org (default: none, same origin only)`)
 	cmd.Flags().IntVar(&o.Queue, "queue", 0, "chunk generations that may wait for a worker before requests get 503 (default 4 × --workers)")
+	cmd.Flags().BoolVar(&o.NoViewer, "no-viewer", false, "serve a plain index page at / instead of the map viewer")
 	cmd.Flags().DurationVar(&o.Shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long requests in flight may take to finish")
 	return cmd
 }
 
 func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 	start := time.Now()
-	if err := o.validate(); err != nil {
+	if err := o.storeOptions.validate(); err != nil {
+		return err
+	}
+	if _, err := o.budget(); err != nil {
 		return err
 	}
 	if o.Queue < 0 || o.Queue > 1<<20 {
@@ -90,14 +100,11 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 			log.Error("closing the cache", "err", err)
 		}
 	}()
-	cat, skipped, err := o.discover(ctx)
+	opened, err := o.storeOptions.open(ctx, storeWith{Cache: c, Logger: log})
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build(), Cache: c, Logger: log})
-	if err != nil {
-		return err
-	}
+	st, cat, skipped := opened.Store, opened.Catalogue(), opened.Skipped
 	h := httpserve.New(st, httpserve.Options{
 		CORSOrigins: o.CORSOrigin, Workers: o.Workers, Queue: o.Queue, Assets: o.Assets, Logger: log,
 	})

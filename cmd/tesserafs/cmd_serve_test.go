@@ -103,6 +103,13 @@ func TestServeSIGTERM(t *testing.T) {
 	keys := shards(t, tiles)
 	base, p := startServe(t, "--tiles", tiles, "--cache", cdir, "--cache-size", "1GiB", "--workers", "1")
 
+	// The viewer (or its placeholder without make viewer) at "/".
+	if resp, err := http.Get(base + "/"); err != nil || resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("GET /: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	// The same cache from a second process: refused, with who holds it.
 	second := exec.Command(os.Args[0], "serve", "--addr", "127.0.0.1:0", "--tiles", tiles, "--cache", cdir)
 	second.Env = append(os.Environ(), "TESSERAFS_TEST_MAIN=1")
