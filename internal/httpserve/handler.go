@@ -90,14 +90,14 @@ type Handler struct {
 }
 
 type metrics struct {
-	requests    *prometheus.CounterVec
-	bytes       prometheus.Counter
-	hits        prometheus.Counter
-	misses      prometheus.Counter
-	genSeconds  prometheus.Histogram
-	generating  prometheus.Gauge
-	queued      prometheus.Gauge
-	rejectedBsy prometheus.Counter
+	requests   *prometheus.CounterVec
+	bytes      prometheus.Counter
+	hits       prometheus.Counter
+	misses     prometheus.Counter
+	genSeconds prometheus.Histogram
+	generating prometheus.Gauge
+	queued     prometheus.Gauge
+	busy       prometheus.Counter
 }
 
 // New returns the handler of st.
@@ -149,11 +149,11 @@ func New(st *store.Store, opts Options) *Handler {
 		queued: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tesserafs_generations_queued", Help: "Chunk generations waiting for a worker.",
 		}),
-		rejectedBsy: prometheus.NewCounter(prometheus.CounterOpts{
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tesserafs_http_busy_total", Help: "Requests answered 503 because the generation queue was full.",
 		}),
 	}
-	reg.MustRegister(h.m.requests, h.m.bytes, h.m.hits, h.m.misses, h.m.genSeconds, h.m.generating, h.m.queued, h.m.rejectedBsy)
+	reg.MustRegister(h.m.requests, h.m.bytes, h.m.hits, h.m.misses, h.m.genSeconds, h.m.generating, h.m.queued, h.m.busy)
 	h.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return h
 }
@@ -465,7 +465,7 @@ func (h *Handler) fail(w http.ResponseWriter, key string, err error) {
 	switch {
 	case errors.Is(err, errBusy):
 		h.busy.Add(1)
-		h.m.rejectedBsy.Inc()
+		h.m.busy.Inc()
 		w.Header().Set("Retry-After", strconv.Itoa(h.opts.RetryAfter))
 		w.Header().Del("ETag")
 		w.Header().Del("Cache-Control")
