@@ -46,6 +46,10 @@ func fingerprint(key string, inputs []index.FileStamp) []byte {
 		h.Write(n[:])
 		binary.LittleEndian.PutUint64(n[:], uint64(in.ModTime.UnixNano()))
 		h.Write(n[:])
+		// A remote input's ETag and known sha256: a replaced remote tile
+		// is regenerated even when its size and time look the same.
+		put(in.ETag)
+		put(in.SHA256)
 	}
 	return h.Sum(nil)
 }
@@ -81,7 +85,7 @@ func (s *Store) chunk(ctx context.Context, key string, r resolved) ([]byte, erro
 		w := <-s.workers
 		defer func() { s.workers <- w }()
 		if w == nil {
-			w = generate.NewWorker()
+			w = generate.NewWorkerFor(s.cat.Source)
 		}
 		done := s.startGenerating()
 		b, err := src.Generate(gctx, w, r.coords)

@@ -85,7 +85,7 @@ func (s *Store) derived(ctx context.Context, key string, r resolved, fp []byte, 
 		}
 		w, _ := d.workers.Get().(*generate.Worker)
 		if w == nil {
-			w = generate.NewWorker()
+			w = generate.NewWorkerFor(s.cat.Source)
 		}
 		defer d.workers.Put(w)
 		if bounded {

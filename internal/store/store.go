@@ -120,7 +120,7 @@ func New(cat *index.Catalogue, opts Options) (*Store, error) {
 		stretches: newStretchState(),
 		globals:   map[int]*globalYear{},
 	}
-	s.masks = generate.NewMasks(opts.MaskBudget, s.addProblem)
+	s.masks = generate.NewMasksFor(cat.Source, opts.MaskBudget, s.addProblem)
 	for range opts.Workers {
 		s.workers <- nil // allocated on first use
 	}
@@ -398,7 +398,7 @@ func (s *Store) Fingerprint() string {
 			fmt.Fprintf(h, "year %d zone %d\n", y.Year, z.Zone)
 			for _, p := range z.Placements {
 				for _, in := range p.Tile.Inputs {
-					fmt.Fprintf(h, "%s %d %d\n", in.Path, in.Size, in.ModTime.UnixNano())
+					fmt.Fprintf(h, "%s %d %d %q %s\n", in.Path, in.Size, in.ModTime.UnixNano(), in.ETag, in.SHA256)
 				}
 			}
 		}
