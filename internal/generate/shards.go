@@ -287,9 +287,16 @@ func (w *Worker) ScalesShard(z *index.ZoneGrid, i, j int, masks *Masks) ([]byte,
 
 // NewProbe returns a Worker with only the buffers HasScales needs (about
 // 400 KiB): for deciding, without generating, which scales and rgb shards
-// exist. Only HasScales may be called on it.
-func NewProbe() *Worker {
+// exist, for tiles on a local disk. Only HasScales may be called on it.
+func NewProbe() *Worker { return NewProbeFor(nil) }
+
+// NewProbeFor is NewProbe for the tiles of src (nil: local paths).
+func NewProbeFor(src index.Source) *Worker {
+	if src == nil {
+		src = index.DirSource{}
+	}
 	return &Worker{
+		src:     src,
 		scales:  make([]float32, ShardSize*ShardSize),
 		covered: make([]bool, InnerPerSide*InnerPerSide),
 		row:     make([]byte, ShardSize*Bands*4),

@@ -78,7 +78,7 @@ func (o *occupancy) ensure(lo, hi int) {
 func (s *Store) probe(z *index.ZoneGrid, sh index.ShardIndex) (bool, error) {
 	w, _ := s.probes.Get().(*generate.Worker)
 	if w == nil {
-		w = generate.NewProbe()
+		w = generate.NewProbeFor(s.cat.Source)
 	}
 	defer s.probes.Put(w)
 	ok, err := w.HasScales(z, sh.Row, sh.Col, s.masks)

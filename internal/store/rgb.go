@@ -191,7 +191,7 @@ func (s *Store) RGBStretch(year, zone int) (generate.Stretch, string, error) {
 	}
 	w, _ := s.der.workers.Get().(*generate.Worker)
 	if w == nil {
-		w = generate.NewWorker()
+		w = generate.NewWorkerFor(s.cat.Source)
 	}
 	defer s.der.workers.Put(w)
 	st, err := s.stretch(w, z)
