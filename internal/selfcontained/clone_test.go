@@ -1,0 +1,149 @@
+package selfcontained
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// insideClone is set in the environment of the go test run inside the
+// clone, so that run does not clone again.
+const insideClone = "TESSERAFS_INSIDE_CLONE_TEST"
+
+// TestFreshClone clones the committed HEAD of this repository into an empty
+// directory and runs `go vet ./...` and `go test -count=1 ./...` there, with
+// the module proxy off (only the module cache may supply dependencies) and
+// a private TMPDIR (no synthetic tiles reused from this run). Anything the
+// tests need that is not committed — a file beside the repository, a
+// schema fetched from the network, an untracked fixture — makes it fail.
+//
+// It tests what is committed, not the working tree: uncommitted changes are
+// reported but not included. It runs the whole suite a second time, so it
+// is skipped under -short.
+func TestFreshClone(t *testing.T) {
+	if os.Getenv(insideClone) != "" {
+		t.Skip("inside the fresh-clone run: not cloning again")
+	}
+	if testing.Short() {
+		t.Skip("-short: the fresh-clone test runs the whole suite again")
+	}
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git not found: cannot clone the repository")
+	}
+	top, err := output(t.Context(), "", git, "rev-parse", "--show-toplevel")
+	if err != nil {
+		t.Skipf("not in a git checkout (%v): nothing to clone", err)
+	}
+	head, err := output(t.Context(), top, git, "rev-parse", "HEAD")
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD in %s: %v", top, err)
+	}
+	if st, err := output(t.Context(), top, git, "status", "--porcelain", "--untracked-files=no"); err == nil && st != "" {
+		t.Logf("note: %s has uncommitted changes; testing the committed HEAD %s only", top, head)
+	}
+
+	// Leave half a minute of the test binary's own deadline for cleanup;
+	// without a deadline (-timeout 0), allow 30 minutes.
+	deadline := time.Now().Add(30 * time.Minute)
+	if d, ok := t.Deadline(); ok {
+		deadline = d.Add(-30 * time.Second)
+	}
+	ctx, cancel := context.WithDeadline(t.Context(), deadline)
+	defer cancel()
+
+	base := t.TempDir()
+	clone := filepath.Join(base, "repo")
+	tmp := filepath.Join(base, "tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := output(ctx, "", git, "clone", "--quiet", "--no-hardlinks", "--no-checkout", top, clone); err != nil {
+		t.Fatalf("git clone %s: %v", top, err)
+	}
+	if _, err := output(ctx, clone, git, "checkout", "--quiet", "--detach", head); err != nil {
+		t.Fatalf("git checkout %s in the clone: %v", head, err)
+	}
+
+	env := append(os.Environ(),
+		insideClone+"=1",
+		"TMPDIR="+tmp,
+		"GOPROXY=off",
+		"GOFLAGS=-mod=readonly",
+	)
+	goBin := filepath.Join(runtimeGOROOT(t), "bin", "go")
+	for _, args := range [][]string{
+		{"vet", "./..."},
+		{"test", "-count=1", "./..."},
+	} {
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, goBin, args...)
+		cmd.Dir = clone
+		cmd.Env = env
+		cmd.WaitDelay = 10 * time.Second
+		out, err := cmd.CombinedOutput()
+		t.Logf("go %s in the clone: %.0fs", strings.Join(args, " "), time.Since(start).Seconds())
+		if err != nil {
+			t.Fatalf("go %s in a fresh clone of %s (HEAD %s) failed: %v\n%s",
+				strings.Join(args, " "), top, head, err, tail(out, 200))
+		}
+		if args[0] == "test" {
+			t.Logf("go test in the clone:\n%s", out)
+		}
+	}
+}
+
+// runtimeGOROOT is the GOROOT of the go command that runs this test, so the
+// clone is built by the same toolchain.
+func runtimeGOROOT(t *testing.T) string {
+	t.Helper()
+	if r := os.Getenv("GOROOT"); r != "" {
+		return r
+	}
+	r, err := output(t.Context(), "", "go", "env", "GOROOT")
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	return r
+}
+
+// output runs a command in dir and returns its trimmed stdout; on failure
+// the error carries stderr.
+func output(ctx context.Context, dir, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", &cmdError{name: name, args: args, err: err, stderr: strings.TrimSpace(stderr.String())}
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+type cmdError struct {
+	name   string
+	args   []string
+	err    error
+	stderr string
+}
+
+func (e *cmdError) Error() string {
+	return e.name + " " + strings.Join(e.args, " ") + ": " + e.err.Error() + ": " + e.stderr
+}
+
+func (e *cmdError) Unwrap() error { return e.err }
+
+// tail returns the last n lines of out.
+func tail(out []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{"…"}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
