@@ -33,7 +33,15 @@ VENV_STAMP := $(VENV)/.requirements-$(REQ_HASH)
 JS_DIR  := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
 
-APT_PKGS := libproj-dev proj-data pkg-config fuse3
+# nginx: the HTTP tiles server and the serving peer in tests; chromium: the
+# viewer test; slurmctld/slurmd/slurm-client/munge: the one-node Slurm test.
+APT_PKGS := libproj-dev proj-data pkg-config fuse3 nginx chromium slurmctld slurmd slurm-client munge
+
+# versitygw, the S3-compatible server the tests start, built from its module.
+VERSITYGW_VERSION := v1.8.0
+TOOLS   := .tools/bin
+VERSITYGW := $(TOOLS)/versitygw
+VERSITYGW_STAMP := $(TOOLS)/.versitygw-$(VERSITYGW_VERSION)
 
 # Interop: a fresh synthetic tiles root and materialized tree per run, in a
 # new directory under tests/.work (concurrent runs do not collide), removed
@@ -46,13 +54,20 @@ PYTEST_ARGS   ?=
 
 DEMO_DIR ?= $(CURDIR)/demo
 
-.PHONY: all deps apt-deps venv js-deps build test vet fmt-check go-test interop bench demo clean
+.PHONY: all deps apt-deps venv js-deps tools build test vet fmt-check go-test interop bench demo clean
 
 all: build
 
 # --- dependencies -------------------------------------------------------------
 
-deps: apt-deps venv js-deps
+deps: apt-deps venv js-deps tools
+
+tools: $(VERSITYGW_STAMP)
+
+$(VERSITYGW_STAMP):
+	mkdir -p $(TOOLS)
+	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	touch $@
 
 apt-deps:
 	@missing=""; \
@@ -147,5 +162,5 @@ demo: deps build
 	scripts/demo.sh $(BIN) $(CURDIR)/$(VPY) $(DEMO_DIR)
 
 clean:
-	rm -rf bin tests/.work $(DEMO_DIR) $(VENV) $(JS_DIR)/node_modules
+	rm -rf bin .tools tests/.work $(DEMO_DIR) $(VENV) $(JS_DIR)/node_modules
 	find tests -name __pycache__ -type d -prune -exec rm -rf {} +
