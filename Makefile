@@ -111,7 +111,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt: these files need formatting:"; echo "$$out"; exit 1; fi
 
 go-test:
-	$(GO) test ./...
+	$(GO) test -timeout 20m ./...   # internal/selfcontained runs the suite again in a fresh clone
 
 test: deps vet fmt-check go-test interop
 
