@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/materializer"
-	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // A test binary started with these variables set materializes TILES into

@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
-	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 

@@ -14,10 +14,10 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/materializer"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/materializer"
 )
 
 func init() { subcommands = append(subcommands, newMaterializeCmd) }

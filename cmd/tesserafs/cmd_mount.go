@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/fusefs"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 

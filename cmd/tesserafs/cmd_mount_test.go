@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/tesserafs/tesserafs/fusefs"
+	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/testfuse"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
-	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // TestMain runs the real command line when TESSERAFS_TEST_MAIN is set, so

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 

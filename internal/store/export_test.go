@@ -1,8 +1,8 @@
 package store
 
 import (
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 )
 
 // Stretch returns the stretch the store uses for zone z's rgb.

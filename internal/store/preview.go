@@ -9,8 +9,8 @@ import (
 	"github.com/twpayne/go-proj/v11"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 )
 
 // The previews (spec §4 rgb, §5 global_rgb) are chunks computed from other

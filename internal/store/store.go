@@ -19,8 +19,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
