@@ -28,11 +28,18 @@ const (
 )
 
 // FileStamp identifies one version of an input file, for cache
-// fingerprints: a changed file changes its size or modification time.
+// fingerprints: a changed file changes its size or modification time, a
+// changed remote object its ETag (or Last-Modified, as ModTime).
 type FileStamp struct {
 	Path    string
 	Size    int64
 	ModTime time.Time
+	// ETag is the server's entity tag of a remote file ("" for a local
+	// one or a server that sends none).
+	ETag string
+	// SHA256 is the file's sha256 in hex when a registry gives it, "" when
+	// unknown. A file fetched whole is checked against it.
+	SHA256 string
 }
 
 // Tile is one source tile of one year whose files passed discovery's
@@ -87,6 +94,9 @@ func (y *Year) Zone(z int) *ZoneGrid {
 // Catalogue is every tile of a tiles root that discovery kept.
 type Catalogue struct {
 	Root string
+	// Source is where the tiles are read from; nil means the local paths
+	// the tiles name (a DirSource).
+	Source Source
 	// Years are the years with at least one tile or problem, ascending.
 	Years []*Year
 	// Warnings concern the root rather than one year: stray entries in
@@ -148,7 +158,7 @@ func Discover(ctx context.Context, root string, opts Options) (*Catalogue, error
 		}
 		return nil, fmt.Errorf("tiles root: %w", err)
 	}
-	cat := &Catalogue{Root: root}
+	cat := &Catalogue{Root: root, Source: DirSource{Root: root}}
 	sep := string(filepath.Separator)
 
 	// Years.
@@ -551,7 +561,7 @@ func checkTile(year int, j tileJob, name string, fp Footprint, landmask string) 
 			warn = &Problem{landmask, errReason(err) + ": treated as all land"}
 		} else {
 			t.Landmask = landmask
-			inputs = append(inputs, FileStamp{landmask, size, mtime})
+			inputs = append(inputs, FileStamp{Path: landmask, Size: size, ModTime: mtime})
 		}
 	}
 	t.ScalesBands = bands
@@ -611,7 +621,7 @@ func checkNpy(path string, fp Footprint, check shapeCheck) (FileStamp, int, stri
 	if reason != "" {
 		return FileStamp{}, 0, reason
 	}
-	return FileStamp{path, info.Size, info.ModTime}, bands, ""
+	return FileStamp{Path: path, Size: info.Size, ModTime: info.ModTime}, bands, ""
 }
 
 // openReason says why npy.Open failed, without repeating the path.
