@@ -18,7 +18,10 @@ const insideClone = "TESSERAFS_INSIDE_CLONE_TEST"
 // TestFreshClone clones the committed HEAD of this repository into an empty
 // directory and runs `go vet ./...` and `go test -count=1 ./...` there, with
 // the module proxy off (only the module cache may supply dependencies) and
-// a private TMPDIR (no synthetic tiles reused from this run). Anything the
+// a private TMPDIR (no synthetic tiles reused from this run); installed
+// software that make deps puts inside the checkout (.tools/bin, the
+// viewer's node_modules) is borrowed from the original checkout, and the
+// viewer bundle is built in the clone as make's go-test does. Anything the
 // tests need that is not committed — a file beside the repository, a
 // schema fetched from the network, an untracked fixture — makes it fail.
 //
@@ -84,6 +87,8 @@ func TestFreshClone(t *testing.T) {
 			env = append(env, "TESSERAFS_VERSITYGW="+p)
 		}
 	}
+	buildViewer(ctx, t, top, clone)
+
 	// TESSERAFS_CLONE_TEST_PKGS narrows the packages (default ./...), to
 	// try the test itself quickly.
 	pkgs := strings.Fields(os.Getenv("TESSERAFS_CLONE_TEST_PKGS"))
@@ -109,6 +114,33 @@ func TestFreshClone(t *testing.T) {
 		if args[0] == "test" {
 			t.Logf("go test in the clone:\n%s", out)
 		}
+	}
+}
+
+// buildViewer does in the clone what `make viewer` (a prerequisite of
+// make's go-test) does: bundle internal/viewer/web into
+// internal/viewer/dist, which git ignores. The npm packages are installed
+// software (make deps puts them in node_modules, ignored by git), so the
+// clone borrows the original checkout's, through a symlink; the bundle is
+// built from the clone's own sources. Without the packages the clone keeps
+// the committed placeholder, as the original checkout does.
+func buildViewer(ctx context.Context, t *testing.T, top, clone string) {
+	t.Helper()
+	web := filepath.Join("internal", "viewer", "web")
+	modules := filepath.Join(top, web, "node_modules")
+	if !fileExists(modules) || !fileExists(filepath.Join(clone, web, "build.mjs")) {
+		t.Logf("no %s: the clone embeds the viewer placeholder", modules)
+		return
+	}
+	if err := os.Symlink(modules, filepath.Join(clone, web, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	node := os.Getenv("TESSERAFS_NODE")
+	if node == "" {
+		node = "node"
+	}
+	if _, err := output(ctx, filepath.Join(clone, web), node, "build.mjs"); err != nil {
+		t.Fatalf("building the viewer in the clone (make viewer): %v", err)
 	}
 }
 
