@@ -87,19 +87,19 @@ func TestRemoteReadsMatchDisk(t *testing.T) {
 
 	// Every fault, on the first attempt of every distinct request: the
 	// bytes must come out identical after retries.
-	for _, f := range []fault{pass, drop, reset, truncate, status503, status429, stall} {
+	for _, f := range []testservers.Fault{testservers.Pass, testservers.Drop, testservers.Reset, testservers.Truncate, testservers.Status503, testservers.Status429, testservers.Stall} {
 		t.Run("transient-"+f.String(), func(t *testing.T) {
 			var seen sync.Map
-			p := &faultProxy{upstream: base, plan: func(_ int64, r *http.Request) fault {
+			p := &testservers.FaultProxy{Upstream: base, Plan: func(_ int64, r *http.Request) testservers.Fault {
 				if _, again := seen.LoadOrStore(r.URL.Path+" "+r.Header.Get("Range"), true); again {
-					return pass
+					return testservers.Pass
 				}
-				if f == status429 && !strings.HasSuffix(r.URL.Path, ".tiff") {
-					return pass // one Retry-After wait is enough to show it
+				if f == testservers.Status429 && !strings.HasSuffix(r.URL.Path, ".tiff") {
+					return testservers.Pass // one Retry-After wait is enough to show it
 				}
 				return f
 			}}
-			src, err := OpenWith(ctx, startProxy(t, p), testOpts())
+			src, err := OpenWith(ctx, testservers.StartFaultProxy(t, p), testOpts())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,11 +111,11 @@ func TestRemoteReadsMatchDisk(t *testing.T) {
 				}
 			}
 			st, _ := StatsOf(src)
-			t.Logf("%s: %d requests, %d retries, %d faults injected, %d bytes in %v", f, st.Requests, st.Retries, p.count(f), st.BytesFetched, time.Since(start).Round(time.Millisecond))
-			if f != pass && (st.Retries == 0 || p.count(f) == 0) {
+			t.Logf("%s: %d requests, %d retries, %d faults injected, %d bytes in %v", f, st.Requests, st.Retries, p.Count(f), st.BytesFetched, time.Since(start).Round(time.Millisecond))
+			if f != testservers.Pass && (st.Retries == 0 || p.Count(f) == 0) {
 				t.Fatalf("no fault was injected or retried")
 			}
-			if f == status429 && time.Since(start) < time.Second {
+			if f == testservers.Status429 && time.Since(start) < time.Second {
 				t.Fatalf("Retry-After: 1 not honoured (%v)", time.Since(start))
 			}
 		})
@@ -124,20 +124,20 @@ func TestRemoteReadsMatchDisk(t *testing.T) {
 	// A fault on every request of one file: that file fails by URL, the
 	// others are read, and once the fault is gone the file reads right
 	// (nothing wrong was cached).
-	for _, f := range []fault{drop, reset, truncate, status503, lieRange, lieTotal, notModified} {
+	for _, f := range []testservers.Fault{testservers.Drop, testservers.Reset, testservers.Truncate, testservers.Status503, testservers.LieRange, testservers.LieTotal, testservers.IgnoreRange} {
 		t.Run("persistent-"+f.String(), func(t *testing.T) {
 			bad := "/" + filepath.ToSlash(files[0])
 			var on sync.Mutex
 			broken := true
-			p := &faultProxy{upstream: base, plan: func(_ int64, r *http.Request) fault {
+			p := &testservers.FaultProxy{Upstream: base, Plan: func(_ int64, r *http.Request) testservers.Fault {
 				on.Lock()
 				defer on.Unlock()
 				if broken && r.URL.Path == bad {
 					return f
 				}
-				return pass
+				return testservers.Pass
 			}}
-			src, err := OpenWith(ctx, startProxy(t, p), testOpts())
+			src, err := OpenWith(ctx, testservers.StartFaultProxy(t, p), testOpts())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,14 +146,14 @@ func TestRemoteReadsMatchDisk(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), src.Path(filepath.ToSlash(files[0]))) {
 				t.Fatalf("reading %s through a proxy that always answers %s: err = %v, want an error naming the URL", bad, f, err)
 			}
-			integrity := f == lieRange || f == lieTotal || f == notModified
+			integrity := f == testservers.LieRange || f == testservers.LieTotal || f == testservers.IgnoreRange
 			if integrity != errors.Is(err, errIntegrity) {
 				t.Fatalf("%s: error %v, integrity failure = %v", f, err, errors.Is(err, errIntegrity))
 			}
-			if integrity && p.count(f) != 1 {
-				t.Fatalf("%s answered %d times: an integrity failure must not be retried", f, p.count(f))
+			if integrity && p.Count(f) != 1 {
+				t.Fatalf("%s answered %d times: an integrity failure must not be retried", f, p.Count(f))
 			}
-			t.Logf("%s: %v (%d answers)", f, err, p.count(f))
+			t.Logf("%s: %v (%d answers)", f, err, p.Count(f))
 			for _, rel := range files[1:] {
 				if err := readAll(ctx, src, root, rel, rng, false); err != nil {
 					t.Fatalf("%s: %v", rel, err)
