@@ -254,7 +254,12 @@ func (r *Remote) get(ctx context.Context, f *file, b0, b1 int64) ([][]byte, erro
 			return nil, e.err
 		}
 		if et := f.adoptETag(e.etag); et != e.etag {
-			return nil, fmt.Errorf("%s: %w: cached block has ETag %s, the file %s", f.stamp.Path, errIntegrity, e.etag, et)
+			// The server answered with another version than the one
+			// cached: the cached blocks are stale. Fail this read (its
+			// bytes would mix versions) and drop them, so that the next
+			// read fetches the current version whole.
+			r.dropStale(f.key, et)
+			return nil, fmt.Errorf("%s: %w: cached block has ETag %s, the server now %s (the file was replaced; its cached blocks are dropped)", f.stamp.Path, errIntegrity, e.etag, et)
 		}
 		data[i] = e.data
 	}
@@ -279,6 +284,10 @@ func (r *Remote) fetchRun(ctx context.Context, f *file, run []int64, es []*block
 	off := run[0] * bs
 	data, err := r.fetch(ctx, f, off, int64(len(run))*bs)
 	etag := f.Stamp().ETag
+	var rep *replacedError
+	if errors.As(err, &rep) {
+		r.dropStale(f.key, rep.now)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := range run {
@@ -314,6 +323,31 @@ func (r *Remote) put(f *file, b0 int64, data []byte) {
 		r.insertLocked(e)
 	}
 }
+
+// dropStale removes the cached blocks of file key whose ETag is not etag:
+// blocks of a version the server no longer has.
+func (r *Remote) dropStale(key, etag string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, e := range r.blocks {
+		if k.file != key || e.el == nil || e.etag == etag {
+			continue
+		}
+		r.lru.Remove(e.el)
+		e.el = nil
+		delete(r.blocks, k)
+		r.used -= int64(len(e.data))
+	}
+}
+
+// replacedError is an answer whose ETag differs from the one the file was
+// first read (or indexed) with.
+type replacedError struct{ was, now string }
+
+func (e *replacedError) Error() string {
+	return fmt.Sprintf("%v: ETag %s, first read as %s (the file was replaced)", errIntegrity, e.now, e.was)
+}
+func (e *replacedError) Unwrap() error { return errIntegrity }
 
 func (r *Remote) insertLocked(e *block) {
 	e.el = r.lru.PushFront(e)
@@ -426,7 +460,7 @@ func (r *Remote) fetchOnce(ctx context.Context, f *file, off, n int64) ([]byte, 
 	case want.Size >= 0 && resp.total != want.Size:
 		return bad("size %d, indexed as %d", resp.total, want.Size)
 	case want.ETag != "" && resp.etag != "" && resp.etag != want.ETag:
-		return bad("ETag %s, indexed as %s (the file was replaced)", resp.etag, want.ETag)
+		return nil, &replacedError{was: want.ETag, now: resp.etag}
 	}
 	buf := make([]byte, resp.last-resp.first+1)
 	for got := 0; got < len(buf); {
@@ -452,7 +486,7 @@ func (r *Remote) fetchOnce(ctx context.Context, f *file, off, n int64) ([]byte, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stamp.ETag != "" && resp.etag != "" && resp.etag != f.stamp.ETag {
-		return bad("ETag changed from %s to %s while reading (the file was replaced)", f.stamp.ETag, resp.etag)
+		return nil, &replacedError{was: f.stamp.ETag, now: resp.etag}
 	}
 	if f.stamp.Size < 0 {
 		f.stamp.Size, f.stamp.ModTime = resp.total, resp.modTime

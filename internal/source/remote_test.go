@@ -218,3 +218,61 @@ func TestRemoteChecksIndexedStamp(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteReplacedFile replaces a file on the server by another of the
+// same size (no sha256 known, no ETag indexed) while its first half is in
+// the block cache. A read that needs both halves must fail as an
+// integrity error naming the URL rather than mix the versions, the stale
+// blocks must be dropped, and the next read must give the new file whole.
+func TestRemoteReplacedFile(t *testing.T) {
+	dir := t.TempDir()
+	const size = 1 << 20
+	old, now := make([]byte, size), make([]byte, size)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range old {
+		old[i], now[i] = byte(rng.Uint32()), byte(rng.Uint32())
+	}
+	path := filepath.Join(dir, "f.npy")
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	src, err := OpenWith(ctx, testservers.Nginx(t, dir), testOpts()) // 256 KiB blocks
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := src.(*Remote)
+	stamp := index.FileStamp{Path: src.Path("f.npy"), Size: size}
+	read := func(off, n int64) ([]byte, error) {
+		f, err := r.OpenStamp(ctx, stamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, n)
+		_, err = f.ReadAt(buf, off)
+		return buf, err
+	}
+	if b, err := read(0, size/2); err != nil || !bytes.Equal(b, old[:size/2]) {
+		t.Fatalf("first half of the old file: err %v, equal %v", err, bytes.Equal(b, old[:size/2]))
+	}
+	// nginx's ETag is mtime and size: give the new version another mtime.
+	if err := os.WriteFile(path, now, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	_, err = read(0, size)
+	if !errors.Is(err, errIntegrity) || !strings.Contains(err.Error(), stamp.Path) {
+		t.Fatalf("reading across the cached old half and the new rest: err = %v, want an integrity error naming %s", err, stamp.Path)
+	}
+	t.Logf("mixed read: %v", err)
+	if b, err := read(0, size); err != nil || !bytes.Equal(b, now) {
+		t.Fatalf("the next read: err %v, new file %v, old file %v", err, bytes.Equal(b, now), bytes.Equal(b, old))
+	}
+	// Only the new version's blocks are cached now.
+	if st := r.Stats(); st.CacheBytes != size {
+		t.Errorf("%d bytes cached, want the new file's %d", st.CacheBytes, size)
+	}
+}
