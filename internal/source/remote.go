@@ -61,7 +61,8 @@ type Remote struct {
 
 	requests, retries, fetched, hits, misses, failures atomic.Int64
 
-	mu     sync.Mutex // guards the block cache below
+	mu     sync.Mutex // guards the block cache below, and warned
+	warned map[string]struct{} // URLs whose failure was logged
 	blocks map[blockKey]*block
 	lru    *list.List // of *block, ready ones only; front = most recent
 	used   int64
@@ -86,7 +87,7 @@ type block struct {
 
 func newRemote(be backend, opts Options) *Remote {
 	return &Remote{be: be, opts: opts, sem: make(chan struct{}, opts.Parallel),
-		blocks: map[blockKey]*block{}, lru: list.New()}
+		blocks: map[blockKey]*block{}, lru: list.New(), warned: map[string]struct{}{}}
 }
 
 func (r *Remote) String() string         { return r.be.root() }
@@ -400,11 +401,47 @@ func (r *Remote) fetch(ctx context.Context, f *file, off, n int64) ([]byte, erro
 		}
 	}
 	r.failures.Add(1)
-	if !errors.Is(last, fs.ErrNotExist) {
-		r.opts.Logger.Warn("remote read failed", "url", name, "offset", off, "bytes", n, "error", last)
+	err := fmt.Errorf("%s: bytes %d-%d: %w", name, off, off+n-1, last)
+	if errors.Is(last, fs.ErrNotExist) {
+		return nil, err // not logged here: the caller says what was missing
 	}
-	return nil, fmt.Errorf("%s: bytes %d-%d: %w", name, off, off+n-1, last)
+	if r.firstFailure(name) {
+		r.opts.Logger.Warn("remote read failed", "url", name, "offset", off, "bytes", n, "error", last)
+	} else {
+		r.opts.Logger.Debug("remote read failed again", "url", name, "offset", off, "bytes", n, "error", last)
+	}
+	return nil, &ReportedError{err: err}
 }
+
+// maxWarned bounds the URLs remembered as already reported; beyond it
+// every failure is logged.
+const maxWarned = 4096
+
+// firstFailure reports whether url has not failed before in this session
+// (or too many others have), and remembers it.
+func (r *Remote) firstFailure(url string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.warned[url]; ok {
+		return false
+	}
+	if len(r.warned) < maxWarned {
+		r.warned[url] = struct{}{}
+	}
+	return true
+}
+
+// ReportedError is a read that failed after retries or checks and has
+// been logged, naming its URL, by the source (once per URL and session):
+// callers that log errors may log it at debug level only, so that a
+// failing remote tile gives one warning however many reads it fails.
+type ReportedError struct{ err error }
+
+func (e *ReportedError) Error() string { return e.err.Error() }
+func (e *ReportedError) Unwrap() error { return e.err }
+
+// Reported marks the error as already logged.
+func (e *ReportedError) Reported() bool { return true }
 
 // backoff is the wait before attempt (1, 2, …): exponential with full
 // jitter around the mean, at least what Retry-After asked, at most
