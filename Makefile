@@ -6,7 +6,8 @@
 #   make build    the viewer, then bin/tesserafs
 #   make test     go vet, gofmt, go test, then the interop suite on a synthetic store
 #   make interop  only the interop suite: synth → materialize, mount the same tiles,
-#                 pytest tests/interop against both (tests/with-mount.sh);
+#                 pytest tests/interop against both (tests/with-mount.sh); test_http.py
+#                 also starts `tesserafs serve` on the tiles and reads it over HTTP;
 #                 PYTEST_ARGS='-k zarrita -x' narrows it, INTEROP_DIR=dir keeps its data
 #   make bench    Go benchmarks (ratios against floors measured in the same run), xarray region read
 #   make demo     synthesise tiles; mount and read them with xarray; materialize; quicklooks
@@ -154,6 +155,7 @@ interop: build venv js-deps
 	start=$$(date +%s); rc=0; \
 	TESSERAFS_TILES="$$dir/tiles" TESSERAFS_ROOTS="$$roots" TESSERAFS_YEAR=$(INTEROP_YEAR) \
 	TESSERAFS_REQUIRE_JS=1 TESSERAFS_NODE=$(NODE) \
+	TESSERAFS_BIN="$(CURDIR)/$(BIN)" TESSERAFS_REQUIRE_SERVE=1 \
 	tests/with-mount.sh ./$(BIN) "$$dir/tiles" "$$dir/mount" \
 	  $(VPY) -m pytest -c tests/pytest.ini tests/interop $(PYTEST_ARGS) || rc=$$?; \
 	echo "interop: pytest took $$(( $$(date +%s) - start )) s (exit $$rc)"; \
