@@ -61,7 +61,7 @@ type Remote struct {
 
 	requests, retries, fetched, hits, misses, failures atomic.Int64
 
-	mu     sync.Mutex // guards the block cache below, and warned
+	mu     sync.Mutex          // guards the block cache below, and warned
 	warned map[string]struct{} // URLs whose failure was logged
 	blocks map[blockKey]*block
 	lru    *list.List // of *block, ready ones only; front = most recent
