@@ -583,7 +583,8 @@ func exceptionDesc(d *runtime.ExceptionDetails) string {
 
 // buildTesserafs builds cmd/tesserafs of this module, as `make build` does,
 // into a temporary directory: the binary embeds the same viewer bundle as
-// this test (go test puts its own go first on PATH).
+// this test (go test puts its own go first on PATH). No VCS stamp: the
+// checkout may belong to another user, which git refuses to read.
 func buildTesserafs(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
@@ -592,7 +593,7 @@ func buildTesserafs(t *testing.T) string {
 	}
 	bin := filepath.Join(t.TempDir(), "tesserafs")
 	start := time.Now()
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/tesserafs/tesserafs/cmd/tesserafs")
+	cmd := exec.Command(goBin, "build", "-buildvcs=false", "-o", bin, "github.com/tesserafs/tesserafs/cmd/tesserafs")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/tesserafs: %v\n%s", err, out)
