@@ -243,6 +243,10 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 		return err
 	}
 	cat, skipped := st.Catalogue(), st.Skipped
+	if _, ok := sourceStats(cat); ok {
+		// `cache stats` on this cache then shows the source's counters.
+		c.SetSourceStats(func() cache.SourceStats { ss, _ := sourceStats(cat); return ss })
+	}
 	srv, err := fusefs.Mount(ctx, st.Store, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -278,6 +282,9 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	s, cs := st.Stats(), c.Stats()
 	fmt.Fprintf(stdout, "tesserafs: unmounted %s: %d chunks generated (%s), %d served from the cache; cache %d entries, %s\n",
 		mp, s.Generated, fmtBytes(s.Bytes), s.CacheHits, cs.Entries, fmtBytes(cs.Bytes))
+	if ss, ok := sourceStats(cat); ok {
+		fmt.Fprintf(stdout, "  source %s: %s\n", o.Tiles, fmtSourceStats(ss))
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/internal/s3conf"
 	"github.com/tesserafs/tesserafs/internal/source"
 )
@@ -128,3 +129,25 @@ func (e skippedError) Error() string {
 	return fmt.Sprintf("%d tile(s) were skipped (see the warnings above); everything else was built", e.n)
 }
 func (e skippedError) ExitCode() int { return 3 }
+
+// sourceStats returns what cat's remote source has done; ok is false for
+// local tiles.
+func sourceStats(cat *index.Catalogue) (cache.SourceStats, bool) {
+	if cat == nil || cat.Source == nil {
+		return cache.SourceStats{}, false
+	}
+	s, ok := source.StatsOf(cat.Source)
+	if !ok {
+		return cache.SourceStats{}, false
+	}
+	return cache.SourceStats{Requests: s.Requests, Retries: s.Retries, BytesFetched: s.BytesFetched,
+		BlockHits: s.BlockHits, BlockMisses: s.BlockMisses, BlockBytes: s.CacheBytes, BlockLimit: s.CacheLimit,
+		Failures: s.Failures}, true
+}
+
+// fmtSourceStats is one line on what a remote source did.
+func fmtSourceStats(s cache.SourceStats) string {
+	return fmt.Sprintf("%d requests (%d retries, %d failed reads), %s fetched; blocks: %d hits, %d fetched, %s of %s cached",
+		s.Requests, s.Retries, s.Failures, fmtBytes(s.BytesFetched), s.BlockHits, s.BlockMisses,
+		fmtBytes(s.BlockBytes), fmtBytes(s.BlockLimit))
+}

@@ -27,7 +27,7 @@ var (
 
 // version names the synthetic function; bump it when synth's output
 // changes, so stale tiles of an earlier run are not reused.
-const version = "synth-2"
+const version = "synth-3"
 
 // Root returns a tiles root holding the named preset for Year. Tests must
 // treat it as read-only; one that changes tiles copies them first.
