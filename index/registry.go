@@ -148,6 +148,9 @@ func readParquet[T any](r io.ReaderAt, size int64, fn func([]T) error) (err erro
 	if err != nil {
 		return fmt.Errorf("not a parquet file: %w", err)
 	}
+	if err := checkBounds(f); err != nil {
+		return err
+	}
 	pr := parquet.NewGenericReader[T](f)
 	defer pr.Close()
 	buf := make([]T, 4096)
@@ -165,4 +168,40 @@ func readParquet[T any](r io.ReaderAt, size int64, fn func([]T) error) (err erro
 			return err
 		}
 	}
+}
+
+// Bounds on what a registry's metadata may claim, checked before any page
+// is decoded, so that a corrupt or hostile file costs an error, not
+// gigabytes: the real registry is about 1.5 M rows per year.
+const (
+	maxRegistryRows  = 1 << 27 // 134 M rows
+	maxColumnChunk   = 1 << 30 // 1 GiB uncompressed per column chunk
+	maxValuesPerByte = 1 << 12 // values per stored byte of a column chunk
+)
+
+func checkBounds(f *parquet.File) error {
+	md := f.Metadata()
+	if md.NumRows < 0 || md.NumRows > maxRegistryRows {
+		return fmt.Errorf("claims %d rows (at most %d)", md.NumRows, maxRegistryRows)
+	}
+	var rows int64
+	for i, rg := range md.RowGroups {
+		if rg.NumRows < 0 || rg.NumRows > maxRegistryRows {
+			return fmt.Errorf("row group %d claims %d rows", i, rg.NumRows)
+		}
+		rows += rg.NumRows
+		for _, c := range rg.Columns {
+			m := c.MetaData
+			if m.TotalUncompressedSize < 0 || m.TotalUncompressedSize > maxColumnChunk ||
+				m.TotalCompressedSize < 0 || m.NumValues < 0 ||
+				m.NumValues > maxValuesPerByte*max(m.TotalCompressedSize, 1) {
+				return fmt.Errorf("row group %d: column %v: implausible sizes (%d values, %d bytes, %d uncompressed)",
+					i, m.PathInSchema, m.NumValues, m.TotalCompressedSize, m.TotalUncompressedSize)
+			}
+		}
+	}
+	if rows != md.NumRows {
+		return fmt.Errorf("row groups hold %d rows, the footer says %d", rows, md.NumRows)
+	}
+	return nil
 }

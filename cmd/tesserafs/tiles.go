@@ -22,6 +22,11 @@ type tileOptions struct {
 	Workers int
 	// Stretch is how the rgb previews are stretched: "zone" or "global".
 	Stretch string
+	// Registry is --registry: the registry.parquet to discover from.
+	Registry string
+	// lazy leaves each tile's checks to its first use (the mount); the
+	// other commands check every tile before they start.
+	lazy bool
 }
 
 func (o *tileOptions) register(fs *pflag.FlagSet) {
@@ -29,6 +34,7 @@ func (o *tileOptions) register(fs *pflag.FlagSet) {
 	fs.IntSliceVar(&o.Years, "year", nil, "years to take (default: all found)")
 	fs.IntSliceVar(&o.Zones, "zones", nil, "UTM zones to take, e.g. 30,31 (default: all)")
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "concurrent workers")
+	fs.StringVar(&o.Registry, "registry", "", `registry.parquet to discover the tiles from (default: the tiles root's own, if any; "none": list the root)`)
 }
 
 // registerStretch adds --stretch, for the commands that build a store.
@@ -80,7 +86,7 @@ func (o *tileOptions) discover(ctx context.Context) (*index.Catalogue, []index.P
 	// Discover logs what it skipped and why (the first problemsShown of
 	// each kind); the commands add only the counts.
 	cat, err := index.Discover(ctx, o.Tiles, index.Options{Years: o.Years, Zones: o.Zones, Workers: 4 * o.Workers,
-		LogLimit: problemsShown})
+		LogLimit: problemsShown, Registry: o.Registry, Lazy: o.lazy})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, err

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -65,12 +66,33 @@ func (w *Worker) shardWindows(z *index.ZoneGrid, i, j int) []window {
 }
 
 // Inputs lists the source files a shard of zone z at (i, j) is built from,
-// for the cache fingerprint: every input of every overlapping tile.
+// for the cache fingerprint: every input of every overlapping tile. Tiles
+// not yet checked (a Lazy discovery) are checked first, in parallel: their
+// stamps are those of the files the check opened. A tile that fails its
+// check contributes a stamp no file has (size −1), so the fingerprint
+// matches no cache entry and generation fails on that tile by name.
 func Inputs(z *index.ZoneGrid, i, j int) []index.FileStamp {
 	sr, sc := i*ShardSize, j*ShardSize
+	return TileInputs(z.Overlapping(sr, sc, sr+ShardSize, sc+ShardSize))
+}
+
+// TileInputs lists the inputs of the placed tiles, checking them first
+// (see Inputs).
+func TileInputs(ps []index.Placement) []index.FileStamp {
+	tiles := make([]*index.Tile, len(ps))
+	for k, p := range ps {
+		tiles[k] = p.Tile
+	}
+	// Fingerprints are asked for without a context (Stat, PinCached): a
+	// check is a few header reads, bounded by the source's own timeouts.
+	index.CheckTiles(context.Background(), tiles)
 	var in []index.FileStamp
-	for _, p := range z.Overlapping(sr, sc, sr+ShardSize, sc+ShardSize) {
-		in = append(in, p.Tile.Inputs...)
+	for _, t := range tiles {
+		if err := t.Check(context.Background()); err != nil {
+			in = append(in, index.FileStamp{Path: t.Embeddings, Size: -1})
+			continue
+		}
+		in = append(in, t.Inputs...)
 	}
 	return in
 }
@@ -79,6 +101,9 @@ func Inputs(z *index.ZoneGrid, i, j int) []index.FileStamp {
 // that was indexed: a tile replaced since discovery must not be served
 // under the old geometry and fingerprint.
 func openChecked(t *index.Tile, path string) (*npy.File, error) {
+	if err := t.Check(context.Background()); err != nil {
+		return nil, err
+	}
 	f, err := npy.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("tile %s: %w", t.Coord, err)

@@ -163,6 +163,9 @@ func Write(ctx context.Context, root string, opts Options) (Summary, error) {
 		if merr := updateManifest(root, opts.Year, done, opts.Sparse); merr != nil && err == nil {
 			err = merr
 		}
+		if err == nil {
+			err = WriteRegistries(ctx, root)
+		}
 	}
 	return sum, err
 }
