@@ -32,7 +32,7 @@ type RegistryRow struct {
 	LatI       int32     `parquet:"lat_i"`
 	Hash       string    `parquet:"hash"`
 	ScalesHash string    `parquet:"scales_hash"`
-	MTime      time.Time `parquet:"mtime,timestamp(nanosecond)"`
+	MTime      time.Time `parquet:"mtime,timestamp(microsecond)"`
 	FileSize   int64     `parquet:"file_size"`
 	ScalesSize int64     `parquet:"scales_size"`
 }
