@@ -34,9 +34,9 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/fusefs"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -386,4 +386,3 @@ func BenchmarkColdRead(b *testing.B) {
 	b.ReportMetric(float64(op)/float64(inproc.mean()), "x_inprocess")
 	b.ReportMetric(inproc.mean().Seconds()*1e3, "inprocess_ms")
 }
-

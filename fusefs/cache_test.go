@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/fusefs"
-	"github.com/tesserafs/tesserafs/internal/testtiles"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/internal/npy"
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/synth"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
 )
 
 // TestMain doubles as the mount process that TestCacheSurvivesKill9

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"github.com/tesserafs/tesserafs/materializer"
 	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/materializer"
 )
 
 // TestByteIdenticalToMaterialize walks a mount and a materialized tree of

@@ -11,12 +11,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/fusefs"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/cache"
+	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/testfuse"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
-	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 const year = testtiles.Year

@@ -33,8 +33,9 @@ type checker struct {
 
 // tileCheck is the first-use check of one tile of a Lazy discovery.
 type tileCheck struct {
-	c    *checker
-	want expected
+	c      *checker
+	want   expected
+	lmHash string // the landmask's sha256 from landmasks.parquet, if any
 
 	mu   sync.Mutex
 	done bool  // guarded by mu
@@ -68,7 +69,7 @@ func (t *Tile) Check(ctx context.Context) error {
 	if k.done {
 		return k.err
 	}
-	p, warn := k.c.validate(ctx, t, k.want)
+	p, warn := k.c.validate(ctx, t, k.want, k.lmHash)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -143,6 +144,7 @@ func lazyTiles(c *checker, s *yearScan, lms landmasks) {
 		if s.expect != nil {
 			k.want = s.expect[i]
 		}
+		k.lmHash = lms.hash[t.Coord]
 		t.check = k
 		if t.Landmask == "" && lms.ok {
 			s.year.Warnings = append(s.year.Warnings, Problem{noLandmaskPath(lms, t.Coord), "no landmask: treated as all land"})
@@ -175,7 +177,7 @@ func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, wor
 					want = s.expect[i]
 				}
 				hadMask := t.Landmask != ""
-				p, warn := c.validate(ctx, t, want)
+				p, warn := c.validate(ctx, t, want, lms.hash[t.Coord])
 				if p != nil {
 					*t = Tile{}
 				} else if warn == nil && !hadMask && lms.ok {
@@ -205,9 +207,10 @@ func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, wor
 // is a landmask that cannot be used. A tile checked at discovery then has
 // no Landmask; a lazily checked one keeps the name, and its reader warns
 // and treats it as all land, as for any unreadable mask.
-func (c *checker) validate(ctx context.Context, t *Tile, want expected) (problem, warn *Problem) {
+func (c *checker) validate(ctx context.Context, t *Tile, want expected, lmHash string) (problem, warn *Problem) {
 	embStamp, _, embBad := c.checkNpy(ctx, t.Embeddings, t.Footprint, embeddingsShape, want.embSize)
 	scStamp, bands, scBad := c.checkNpy(ctx, t.Scales, t.Footprint, scalesShape, want.scalesSize)
+	embStamp.SHA256, scStamp.SHA256 = want.embHash, want.scalesHash
 	if embBad != "" || scBad != "" {
 		p := &Problem{t.Embeddings, embBad}
 		if embBad == "" {
@@ -230,6 +233,7 @@ func (c *checker) validate(ctx context.Context, t *Tile, want expected) (problem
 				t.Landmask = ""
 			}
 		} else {
+			st.SHA256 = lmHash
 			inputs = append(inputs, st)
 		}
 	}
@@ -247,7 +251,7 @@ func baseName(name string) string {
 func (c *checker) stat(ctx context.Context, name string) (FileStamp, error) {
 	if _, ok := c.src.(DirSource); ok {
 		size, mtime, err := statFile(name)
-		return FileStamp{name, size, mtime}, err
+		return FileStamp{Path: name, Size: size, ModTime: mtime}, err
 	}
 	f, err := c.src.Open(ctx, name)
 	if err != nil {
@@ -269,7 +273,7 @@ func (c *checker) checkNpy(ctx context.Context, name string, fp Footprint, check
 		if err != nil {
 			return FileStamp{}, 0, openReason(name, err)
 		}
-		st, h = FileStamp{name, info.Size, info.ModTime}, info.Header
+		st, h = FileStamp{Path: name, Size: info.Size, ModTime: info.ModTime}, info.Header
 	} else {
 		f, err := c.src.Open(ctx, name)
 		if err != nil {

@@ -27,11 +27,18 @@ const (
 )
 
 // FileStamp identifies one version of an input file, for cache
-// fingerprints: a changed file changes its size or modification time.
+// fingerprints: a changed file changes its size or modification time, a
+// changed remote object its ETag (or Last-Modified, as ModTime).
 type FileStamp struct {
 	Path    string
 	Size    int64
 	ModTime time.Time
+	// ETag is the server's entity tag of a remote file ("" for a local
+	// one or a server that sends none).
+	ETag string
+	// SHA256 is the file's sha256 in hex when a registry gives it, "" when
+	// unknown. A file fetched whole is checked against it.
+	SHA256 string
 }
 
 // Tile is one source tile of one year whose files passed discovery's
@@ -92,6 +99,9 @@ func (y *Year) Zone(z int) *ZoneGrid {
 // Catalogue is every tile of a tiles root that discovery kept.
 type Catalogue struct {
 	Root string
+	// Source is where the tiles are read from; nil means the local paths
+	// the tiles name (a DirSource).
+	Source Source
 	// Years are the years with at least one tile or problem, ascending.
 	Years []*Year
 	// Warnings concern the root rather than one year: stray entries in
@@ -177,7 +187,7 @@ func DiscoverSource(ctx context.Context, src Source, opts Options) (*Catalogue, 
 			return nil, fmt.Errorf("tiles root %s: not a directory", d.Root)
 		}
 	}
-	cat := &Catalogue{Root: src.String(), checker: &checker{src: src, log: log}}
+	cat := &Catalogue{Root: src.String(), Source: src, checker: &checker{src: src, log: log}}
 
 	reg, err := openRegistry(ctx, src, opts)
 	if err != nil {
@@ -260,18 +270,21 @@ type tileJob struct {
 	coord TileCoord
 }
 
-// expected is what a registry says of a tile's two .npy files.
+// expected is what a registry says of a tile's files: sizes (0 unknown)
+// and sha256 hex ("" unknown), which go into the stamps.
 type expected struct {
 	embSize, scalesSize int64
+	embHash, scalesHash string
 }
 
 // landmasks are the tiles that have a landmask: from landmasks.parquet or
 // a listing. ok is false when neither exists (every tile is all land,
 // with one warning for the root, not one per tile).
 type landmasks struct {
-	set map[TileCoord]bool
-	ok  bool
-	dir string // the landmask directory's name, for warnings
+	set  map[TileCoord]bool
+	hash map[TileCoord]string // sha256 hex from landmasks.parquet, when given
+	ok   bool
+	dir  string // the landmask directory's name, for warnings
 }
 
 // namer returns a function from a slash path under src's root to a name.

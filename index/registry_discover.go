@@ -129,7 +129,7 @@ func scanRegistry(ctx context.Context, src Source, reg *openedRegistry, opts Opt
 				continue
 			}
 			yearOf(y)
-			byYear[y] = append(byYear[y], regTile{coord: c, want: expected{r.FileSize, r.ScalesSize}, row: int32(i)})
+			byYear[y] = append(byYear[y], regTile{coord: c, want: expected{r.FileSize, r.ScalesSize, r.Hash, r.ScalesHash}, row: int32(i)})
 		}
 		return nil
 	})
@@ -208,6 +208,7 @@ func registryLandmasks(ctx context.Context, src Source, reg *openedRegistry, cat
 	}
 	defer f.Close()
 	set := map[TileCoord]bool{}
+	hash := map[TileCoord]string{}
 	row := 0
 	err = ReadLandmasks(f, f.Stamp().Size, func(rows []LandmaskRow) error {
 		if err := ctx.Err(); err != nil {
@@ -224,6 +225,9 @@ func registryLandmasks(ctx context.Context, src Source, reg *openedRegistry, cat
 				cat.Warnings = append(cat.Warnings, Problem{rowName(reg.landmasks, i), fmt.Sprintf("landmask %s: file_size %d: row skipped", c, r.FileSize)})
 			default:
 				set[c] = true
+				if r.Hash != "" {
+					hash[c] = r.Hash
+				}
 			}
 		}
 		return nil
@@ -235,6 +239,6 @@ func registryLandmasks(ctx context.Context, src Source, reg *openedRegistry, cat
 		cat.Warnings = append(cat.Warnings, Problem{reg.landmasks, errReason(err) + ": every tile treated as all land"})
 		return lms, nil
 	}
-	lms.set, lms.ok = set, true
+	lms.set, lms.hash, lms.ok = set, hash, true
 	return lms, nil
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/internal/synth"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
 )
 
 // BenchmarkMaterialize materializes a small tile set and one four times

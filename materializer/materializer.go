@@ -73,7 +73,9 @@ type state struct {
 	Fingerprint string `json:"fingerprint"`
 }
 
-// Run writes every key of st under dir.
+// Run writes every key of st under dir. Open st with ReadThrough:
+// NewOutputCache(dir), so that derived chunks are built from the files
+// already written rather than recomputed (a resumed run needs it most).
 func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summary, error) {
 	start := time.Now()
 	if opts.Workers <= 0 {
@@ -99,8 +101,11 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 	}
 	// Chunks computed from other chunks (global_rgb levels, built from
 	// zone rgb and from the level below) read those back from what this
-	// run, or the one it resumes, has written.
-	defer st.SetReadThrough(outputCache{dir})()
+	// run, or the one it resumes, has written, if the store was opened
+	// with this directory's OutputCache.
+	if oc, ok := st.ReadThrough().(*OutputCache); !ok || !oc.arm(dir) {
+		log.Debug("the store does not read back from the output: derived chunks are recomputed", "dir", dir)
+	}
 	// Temporary files of a killed run are all in one place: clear it.
 	tmp := filepath.Join(dir, tmpDir)
 	if err := os.RemoveAll(tmp); err != nil {

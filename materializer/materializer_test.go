@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/materializer"
-	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // A test binary started with these variables set materializes TILES into
@@ -43,7 +43,8 @@ func materialize(ctx context.Context, tiles, out string, workers int) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "test"}})
+	st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "test"},
+		ReadThrough: materializer.NewOutputCache(out)})
 	if err != nil {
 		return err
 	}
@@ -147,6 +148,76 @@ func TestKillAndResume(t *testing.T) {
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// TestResumeReadsBack removes the global_rgb levels above 0 from a
+// materialized tree and finishes it again. With the output directory as
+// the store's read-through, only the removed chunks are generated (level 1
+// is built from the level-0 files on disk, and so on up); with the
+// read-through of another directory, nothing is read from there and the
+// zone rgb shards and level 0 are generated again. Both give the same
+// bytes as the first run.
+func TestResumeReadsBack(t *testing.T) {
+	tiles := testtiles.Root(t, "test")
+	ctx := context.Background()
+	want := t.TempDir()
+	if err := materialize(ctx, tiles, want, 2); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := index.Discover(ctx, tiles, index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name        string
+		readThrough func(out string) string
+		reads       bool
+	}{
+		{"own output", func(out string) string { return out }, true},
+		{"other directory", func(string) string { return want }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			if err := os.CopyFS(out, os.DirFS(want)); err != nil {
+				t.Fatal(err)
+			}
+			removed := 0
+			levels, _ := filepath.Glob(filepath.Join(out, "2024.zarr", "global_rgb", "*", "rgb", "c"))
+			for _, lc := range levels {
+				if strings.Contains(lc, "/global_rgb/0/") {
+					continue
+				}
+				removed += countFiles(lc)
+				if err := os.RemoveAll(lc); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if removed == 0 {
+				t.Fatal("no global_rgb chunk above level 0 to remove")
+			}
+			st, err := store.New(cat, store.Options{Workers: 2, Build: generate.Build{BuildVersion: "test"},
+				ReadThrough: materializer.NewOutputCache(tc.readThrough(out))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum, err := materializer.Run(ctx, st, out, materializer.Options{Workers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gen := st.Stats().Generated
+			if sum.Written != int64(removed) {
+				t.Errorf("wrote %d files, want the %d removed", sum.Written, removed)
+			}
+			if tc.reads && gen != int64(removed) {
+				t.Errorf("generated %d chunks, want only the %d removed ones", gen, removed)
+			}
+			if !tc.reads && gen <= int64(removed) {
+				t.Errorf("generated %d chunks: the read-through of another directory was used", gen)
+			}
+			t.Logf("%d chunks removed, %d generated", removed, gen)
+			sameTree(t, want, out)
+		})
+	}
+}
 
 // TestRefusesOtherInputs checks that a directory built from some tiles is
 // not resumed with different ones, and that a directory of other files is

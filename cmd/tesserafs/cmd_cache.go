@@ -18,8 +18,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
 
-	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -125,7 +125,7 @@ func runCacheClear(o cacheOptions, stdout io.Writer) error {
 }
 
 type cacheWarmOptions struct {
-	tileOptions
+	storeOptions
 	cacheOptions
 	BBox string
 }
@@ -145,8 +145,7 @@ will use: a shard is cached under the fingerprint of its inputs.`,
 			return runCacheWarm(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
-	o.tileOptions.register(cmd.Flags())
-	o.registerStretch(cmd.Flags())
+	o.storeOptions.register(cmd.Flags())
 	o.cacheOptions.register(cmd.Flags(), "cache budget, e.g. 20GiB (default: the cache's last, or 20GiB)")
 	cmd.Flags().StringVar(&o.BBox, "bbox", "", "only shards of the tiles touching this lon/lat box: lon0,lat0,lon1,lat1")
 	return cmd
@@ -236,15 +235,12 @@ func runCacheWarm(ctx context.Context, o cacheWarmOptions, stdout io.Writer) err
 		return err
 	}
 	defer c.Close()
-	cat, skipped, err := o.discover(ctx)
+	st, err := o.storeOptions.open(ctx, storeWith{Cache: c, Logger: log})
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build(), Cache: c, Logger: log})
-	if err != nil {
-		return err
-	}
-	keys, err := warmKeys(ctx, st, box)
+	skipped := st.Skipped
+	keys, err := warmKeys(ctx, st.Store, box)
 	if err != nil {
 		return err
 	}

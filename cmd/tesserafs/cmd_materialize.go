@@ -14,16 +14,14 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/materializer"
-	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 func init() { subcommands = append(subcommands, newMaterializeCmd) }
 
 type materializeOptions struct {
-	tileOptions
+	storeOptions
 	Out string
 }
 
@@ -61,17 +59,14 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 		return usageErrorf("--out %s is inside the tiles root", o.Out)
 	}
 	log := slog.Default()
-	cat, skipped, err := o.discover(ctx)
+	st, err := o.open(ctx, storeWith{ReadThrough: materializer.NewOutputCache(o.Out), Logger: log})
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: generate.Build{BuildVersion: version}})
-	if err != nil {
-		return err
-	}
+	cat, skipped := st.Catalogue(), st.Skipped
 	srcBytes := sourceBytes(cat)
 	prog, finish := progressReporter(log, stdout)
-	sum, err := materializer.Run(ctx, st, o.Out, materializer.Options{Workers: o.Workers, Progress: prog, Logger: log,
+	sum, err := materializer.Run(ctx, st.Store, o.Out, materializer.Options{Workers: o.Workers, Progress: prog, Logger: log,
 		MemoryLimit: materializer.DefaultMemoryLimit(o.Workers)})
 	finish()
 	if err != nil {

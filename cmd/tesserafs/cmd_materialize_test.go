@@ -98,7 +98,7 @@ func TestMaterializeBadTiles(t *testing.T) {
 	ctx := context.Background()
 	outBad, outRef := t.TempDir(), t.TempDir()
 	var stdout bytes.Buffer
-	err := runMaterialize(ctx, materializeOptions{tileOptions: tileOptions{Tiles: bad, Workers: 2}, Out: outBad}, &stdout)
+	err := runMaterialize(ctx, materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: bad, Workers: 2}}, Out: outBad}, &stdout)
 	var se skippedError
 	if !errors.As(err, &se) || se.n != len(cases) || se.ExitCode() != 3 {
 		t.Fatalf("err = %v, want %d skipped tiles and exit status 3", err, len(cases))
@@ -114,7 +114,7 @@ func TestMaterializeBadTiles(t *testing.T) {
 	if !strings.Contains(stdout.String(), "3 tile(s) skipped") {
 		t.Errorf("summary does not count skipped tiles: %s", stdout.String())
 	}
-	if err := runMaterialize(ctx, materializeOptions{tileOptions: tileOptions{Tiles: ref, Workers: 2}, Out: outRef}, &stdout); err != nil {
+	if err := runMaterialize(ctx, materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: ref, Workers: 2}}, Out: outRef}, &stdout); err != nil {
 		t.Fatal(err)
 	}
 	got, want := readTree(t, outBad), readTree(t, outRef)
@@ -137,15 +137,15 @@ func TestMaterializeBadFlags(t *testing.T) {
 		o    materializeOptions
 		want string
 	}{
-		{"no tiles", materializeOptions{tileOptions: tileOptions{Workers: 1}, Out: t.TempDir()}, "--tiles is required"},
-		{"missing tiles", materializeOptions{tileOptions: tileOptions{Tiles: "/nonexistent", Workers: 1}, Out: t.TempDir()}, "no such file"},
-		{"tiles not a dir", materializeOptions{tileOptions: tileOptions{Tiles: notDir, Workers: 1}, Out: t.TempDir()}, "not a directory"},
-		{"no out", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1}}, "--out is required"},
-		{"zero workers", materializeOptions{tileOptions: tileOptions{Tiles: tiles}, Out: t.TempDir()}, "--workers 0"},
-		{"bad zone", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Zones: []int{61}}, Out: t.TempDir()}, "not a UTM zone"},
-		{"bad year", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{24}}, Out: t.TempDir()}, "not a plausible year"},
-		{"no such year", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{2019}}, Out: t.TempDir()}, "2019: no directory"},
-		{"out inside tiles", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1},
+		{"no tiles", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Workers: 1}}, Out: t.TempDir()}, "--tiles is required"},
+		{"missing tiles", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: "/nonexistent", Workers: 1}}, Out: t.TempDir()}, "no such file"},
+		{"tiles not a dir", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: notDir, Workers: 1}}, Out: t.TempDir()}, "not a directory"},
+		{"no out", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1}}}, "--out is required"},
+		{"zero workers", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles}}, Out: t.TempDir()}, "--workers 0"},
+		{"bad zone", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Zones: []int{61}}}, Out: t.TempDir()}, "not a UTM zone"},
+		{"bad year", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{24}}}, Out: t.TempDir()}, "not a plausible year"},
+		{"no such year", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{2019}}}, Out: t.TempDir()}, "2019: no directory"},
+		{"out inside tiles", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1}},
 			Out: filepath.Join(tiles, "global_0.1_degree_representation", "out")}, "inside the tiles root"},
 	}
 	for _, tc := range tests {

@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/fusefs"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -95,7 +95,7 @@ func parseSize(s string) (int64, error) {
 }
 
 type mountOptions struct {
-	tileOptions
+	storeOptions
 	cacheOptions
 	ForceUnmount bool
 	AllowOther   bool
@@ -125,8 +125,7 @@ connected") is reported with the way out; --force-unmount clears it.`,
 			return runMount(cmd.Context(), o, args[0], cmd.OutOrStdout())
 		},
 	}
-	o.tileOptions.register(cmd.Flags())
-	o.registerStretch(cmd.Flags())
+	o.storeOptions.register(cmd.Flags())
 	o.cacheOptions.register(cmd.Flags(), "cache budget: disk the cache may use, e.g. 20GiB (default: the cache's last, or 20GiB)")
 	cmd.Flags().BoolVar(&o.ForceUnmount, "force-unmount", false, "detach a stale mount left at MOUNTPOINT by a killed tesserafs, then mount")
 	cmd.Flags().BoolVar(&o.AllowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
@@ -215,15 +214,12 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	// The mount is ready without opening a tile: each tile is checked the
 	// first time a shard needs it, and a bad one fails its shards.
 	o.lazy = true
-	cat, skipped, err := o.discover(ctx)
+	st, err := o.storeOptions.open(ctx, storeWith{Cache: c, Logger: log})
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build(), Cache: c, Logger: log})
-	if err != nil {
-		return err
-	}
-	srv, err := fusefs.Mount(ctx, st, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
+	cat, skipped := st.Catalogue(), st.Skipped
+	srv, err := fusefs.Mount(ctx, st.Store, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -241,7 +237,7 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	fmt.Fprintf(stdout, "  cache %s: %d entries, %s of %s\n", o.Cache, cs.Entries, fmtBytes(cs.Bytes), fmtBytes(cs.Budget))
 	fmt.Fprintf(stdout, "  to unmount: Ctrl-C or kill %d here, or  fusermount3 -u %s  (as root: umount %s)\n", os.Getpid(), mp, mp)
 	if o.onReady != nil {
-		o.onReady(srv, st)
+		o.onReady(srv, st.Store)
 	}
 
 	served := make(chan struct{})

@@ -2,7 +2,6 @@ package generate
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/tesserafs/tesserafs/zarr"
 )
@@ -194,16 +193,4 @@ func ClipChunk(out []byte, l, ci, cj int) {
 			clear(row[max(cols, 0)*RGBA:])
 		}
 	}
-}
-
-// roundByte is GDAL's conversion of a resampled value to a byte: round
-// half up, clamped to 0..255.
-func roundByte(v float64) uint8 {
-	switch {
-	case v < 0:
-		return 0
-	case v > 255:
-		return 255
-	}
-	return uint8(math.Floor(v + 0.5))
 }

@@ -10,35 +10,156 @@ import (
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
-// Level 0 of global_rgb: zone rgb reprojected to EPSG:4326 with average
-// resampling over the pixel footprint (spec §5).
+// Level 0 of global_rgb: each zone's rgb reprojected to EPSG:4326 exactly
+// as GDAL's average resampling does it (spec §5), since the reference
+// builder warps with rasterio.warp.reproject(..., Resampling.average):
 //
-// The footprint is GDAL's, as its warper computes it for "average"
-// resampling (GWKAverageOrModeThread), since the reference builder warps
-// with GDAL: the upper-left and lower-right corners of the output pixel are
-// projected to the zone's source pixel coordinates (x = (E − origin_e)/10,
-// y = (origin_n − N)/10), and the footprint is the box they span. Every
-// source pixel the box overlaps counts, weighted by the overlap's length
-// along x times its length along y, in source pixels (GDAL's COMPUTE_WEIGHT:
-// pixels inside weigh 1, edge pixels their overlapped fraction; a box
-// thinner than one pixel still takes the pixel it falls in). Only source
-// pixels with alpha ≥ 128 count; the value is the weighted mean (GDAL's
-// incremental form), rounded half up to a byte; alpha is 255 where any
-// source pixel counted, else the pixel is left as it was.
+//   - Per output row y of a chunk, GDAL transforms the upper-left corners
+//     (x, y), x = 0…nx−1, and, in a second call, the lower-right corners
+//     (x+1, y+1) from output pixel coordinates to source pixel coordinates,
+//     each call through its approximate transformer (approxRow).
+//   - An output pixel's footprint is the box its two corners span; each
+//     source pixel in it with alpha ≥ 128 counts with GDAL's COMPUTE_WEIGHT
+//     weight (weightX, weightY: at the box's edges the unclamped overlap,
+//     so a box reaching past the zone grid's edge weighs its edge pixel
+//     more than 1), in GDAL's weighted incremental mean, in float64.
+//   - The mean is stored as float32 (GDAL's working type for the float32
+//     destination the reference warps into) and truncated to a byte; alpha
+//     is 255 iff some band's float32 mean is non-zero.
 //
-// "Source pixels whose centres fall inside the footprint" would be simpler
-// but leaves holes: a level-0 pixel is 0.0001° (11 m by 7 m at 52°N, 11 m
-// by 1 m at 85°), often smaller than a 10 m source pixel, so many contain
-// no source centre at all. GDAL's overlap footprint never has holes and
-// reduces to a plain mean when output pixels are large.
+// Zones are processed in ascending order and a later zone overwrites only
+// the pixels it sets (alpha 255). GDAL's "margin" test, which skips pixels
+// whose corners fall more than two source pixels outside the source, is
+// not applied: at 0.0001° such a footprint cannot reach the source.
 //
-// Differences from GDAL: every corner is projected exactly (gdalwarp
-// interpolates with an error budget of 0.125 pixel), and GDAL's "margin"
-// test that skips pixels whose corners fall more than two source pixels
-// outside the source raster is not applied (it cannot select a source
-// pixel here: such a footprint lies outside the zone grid, where there is
-// no data). Zones are processed in ascending order and a later zone only
-// overwrites the pixels it gives a value to.
+// Products are converted to float64 before they are added (float64(a*b)),
+// which forbids fused multiply-add: the bytes do not depend on the CPU.
+
+// approxMaxError is the error budget of GDAL's approximate transformer as
+// rasterio sets it up (0.125 source pixel).
+const approxMaxError = 0.125
+
+// zoneProj maps output pixel coordinates of one level-0 chunk to source
+// pixel coordinates of one zone, as GDAL's GenImgProj transformer does:
+// the chunk's geotransform, PROJ, then the inverse of the zone's
+// geotransform in GDAL's form for an unrotated one (x = −origin_e/10 +
+// E·0.1, y = origin_n/10 + N·(−0.1)).
+type zoneProj struct {
+	p           *index.Projector
+	epsg        string
+	west, north float64
+	inv         [6]float64
+	xs          []float64
+	pts         []proj.Coord
+}
+
+func (t *zoneProj) init(p *index.Projector, z *index.ZoneGrid, R0, C0 int) {
+	t.p = p
+	t.epsg = index.ZoneEPSG(z.Zone)
+	t.west = -180 + float64(float64(C0)*GlobalRes0)
+	t.north = 90 - float64(float64(R0)*GlobalRes0)
+	const px = index.PixelSize
+	t.inv = [6]float64{-z.OriginE / px, 1 / px, 0, -z.OriginN / -px, 0, 1 / -px}
+}
+
+// exact projects the output points (xs[i], y) to source pixel coordinates;
+// points PROJ cannot project come out non-finite.
+func (t *zoneProj) exact(xs []float64, y float64, out []proj.Coord) error {
+	for i, x := range xs {
+		// gt[0] + x·gt[1] + y·gt[2], gt[3] + x·gt[4] + y·gt[5]
+		out[i] = proj.Coord{t.west + float64(x*GlobalRes0) + float64(y*0), t.north + float64(x*0) + float64(y*-GlobalRes0)}
+	}
+	if err := t.p.Transform("OGC:CRS84", t.epsg, out[:len(xs)]); err != nil && !anyNonFinite(out[:len(xs)]) {
+		return err
+	}
+	inv := &t.inv
+	for i := range xs {
+		e, n := out[i][0], out[i][1]
+		out[i] = proj.Coord{inv[0] + float64(e*inv[1]) + float64(n*inv[2]), inv[3] + float64(e*inv[4]) + float64(n*inv[5])}
+	}
+	return nil
+}
+
+func finite(c proj.Coord) bool {
+	return !math.IsNaN(c[0]) && !math.IsInf(c[0], 0) && !math.IsNaN(c[1]) && !math.IsInf(c[1], 0)
+}
+
+// approxRow is GDAL's approximate transformer (GDALApproxTransform) over
+// the output points (xs[i], y): the first, middle and last points are
+// projected exactly; if the middle one's linear interpolation is within
+// approxMaxError (|Δx| + |Δy|), every point is interpolated linearly,
+// else the run is split in two halves that are treated the same way.
+// Runs of at most 5 points are projected exactly.
+func (t *zoneProj) approxRow(xs []float64, y float64, out []proj.Coord) error {
+	n := len(xs)
+	mid := (n - 1) / 2
+	if n <= 5 || xs[0] == xs[n-1] || xs[0] == xs[mid] {
+		return t.exact(xs, y, out)
+	}
+	var sme [3]proj.Coord
+	if err := t.exact([]float64{xs[0], xs[mid], xs[n-1]}, y, sme[:]); err != nil {
+		return err
+	}
+	if !finite(sme[0]) || !finite(sme[1]) || !finite(sme[2]) {
+		return t.exact(xs, y, out)
+	}
+	return t.approxSplit(xs, y, out, sme)
+}
+
+// approxSplit is GDALApproxTransformInternal: sme holds the exact
+// projections of the run's first, middle and last points.
+func (t *zoneProj) approxSplit(xs []float64, y float64, out []proj.Coord, sme [3]proj.Coord) error {
+	n := len(xs)
+	mid := (n - 1) / 2
+	span := xs[n-1] - xs[0]
+	dx := (sme[2][0] - sme[0][0]) / span
+	dy := (sme[2][1] - sme[0][1]) / span
+	md := xs[mid] - xs[0]
+	e := math.Abs(sme[0][0]+float64(dx*md)-sme[1][0]) + math.Abs(sme[0][1]+float64(dy*md)-sme[1][1])
+	if !(e > approxMaxError) {
+		for i := n - 1; i >= 0; i-- {
+			d := xs[i] - xs[0]
+			out[i] = proj.Coord{sme[0][0] + float64(dx*d), sme[0][1] + float64(dy*d)}
+		}
+		return nil
+	}
+	left, right := mid, n-mid
+	lmid, rmid := (mid-1)/2, mid+(right-1)/2
+	baseLeft := left <= 5 || xs[0] == xs[left-1] || xs[0] == xs[lmid]
+	baseRight := right <= 5 || xs[mid] == xs[n-1] || xs[mid] == xs[rmid]
+	// The exact projection of a point does not depend on the batch it is
+	// in, so GDAL's fallbacks (exact interiors, known ends) are plain exact
+	// projections here.
+	var m [3]proj.Coord
+	if !baseLeft || !baseRight {
+		if err := t.exact([]float64{xs[lmid], xs[left-1], xs[rmid]}, y, m[:]); err != nil {
+			return err
+		}
+		ok := true
+		if !baseLeft {
+			ok = finite(m[0]) && finite(m[1])
+		}
+		if !baseRight {
+			ok = ok && finite(m[2])
+		}
+		if !ok {
+			return t.exact(xs, y, out)
+		}
+	}
+	var err error
+	if baseLeft {
+		err = t.exact(xs[:left], y, out[:left])
+	} else {
+		err = t.approxSplit(xs[:left], y, out[:left], [3]proj.Coord{sme[0], m[0], m[1]})
+	}
+	if err != nil {
+		return err
+	}
+	if baseRight {
+		return t.exact(xs[mid:], y, out[mid:])
+	}
+	return t.approxSplit(xs[mid:], y, out[mid:], [3]proj.Coord{sme[1], m[2], sme[2]})
+}
 
 // GlobalScratch holds the buffers, PROJ context and encoder of one global
 // chunk generation at a time. It is not safe for concurrent use.
@@ -46,6 +167,7 @@ type GlobalScratch struct {
 	proj *index.Projector
 	enc  *zarr.ShardEncoder
 	pts  []proj.Coord
+	xs   []float64
 	src  []byte
 	// Out is the decoded chunk being built.
 	Out []byte
@@ -183,35 +305,67 @@ func (sc *GlobalScratch) level0Zone(z *index.ZoneGrid, box [4]float64, ci, cj in
 	if x0 >= x1 || y0 >= y1 {
 		return false, nil
 	}
-	// Pixel corners, (y1−y0+1) rows of (x1−x0+1), projected to the zone.
-	stride := x1 - x0 + 1
-	n := stride * (y1 - y0 + 1)
+	return sc.WarpZone(z, ci, cj, [4]int{x0, y0, x1, y1}, func(sx0, sy0, sw, sh int) ([]byte, error) {
+		if err := sc.readSource(z, sx0, sy0, sw, sh, rgb); err != nil {
+			return nil, err
+		}
+		return sc.src, nil
+	})
+}
+
+// SourceFunc returns zone pixels [sy0, sy0+sh) × [sx0, sx0+sw), RGBA, row
+// by row; pixels outside the zone grid are never asked for.
+type SourceFunc func(sx0, sy0, sw, sh int) ([]byte, error)
+
+// WarpZone paints into sc.Out the pixels of level-0 chunk (ci, cj) in
+// win (x0, y0, x1, y1, chunk pixel coordinates, end exclusive) that zone z
+// sets, reading the zone's rgb through src, and reports whether it set
+// any. See the comment at the top of this file.
+func (sc *GlobalScratch) WarpZone(z *index.ZoneGrid, ci, cj int, win [4]int, src SourceFunc) (bool, error) {
+	h0, w0 := GlobalShape(0)
+	R0, C0 := ci*GlobalChunk, cj*GlobalChunk
+	ny, nx := min(GlobalChunk, h0-R0), min(GlobalChunk, w0-C0)
+	x0, y0 := max(win[0], 0), max(win[1], 0)
+	x1, y1 := min(win[2], nx), min(win[3], ny)
+	if x0 >= x1 || y0 >= y1 {
+		return false, nil
+	}
+	var t zoneProj
+	t.init(sc.proj, z, R0, C0)
+	// Per row: the upper-left corners (x, y) then, in a call of their own,
+	// the lower-right corners (x+1, y+1), x = 0…nx−1, as GDAL transforms
+	// them; the whole row each time, since the approximation depends on it.
+	rows := y1 - y0
+	n := 2 * rows * nx
 	if cap(sc.pts) < n {
 		sc.pts = make([]proj.Coord, n)
 	}
 	pts := sc.pts[:n]
-	for y := range y1 - y0 + 1 {
-		lat := 90 - float64(float64(R0+y0+y)*res)
-		for x := range stride {
-			pts[y*stride+x] = proj.Coord{-180 + float64(float64(C0+x0+x)*res), lat}
-		}
+	if cap(sc.xs) < 2*nx {
+		sc.xs = make([]float64, 2*nx)
 	}
-	if err := sc.proj.Transform("OGC:CRS84", index.ZoneEPSG(z.Zone), pts); err != nil {
-		// PROJ marks the points it cannot project (HUGE_VAL) and reports
-		// the last failure: those corners just miss the source.
-		if !anyNonFinite(pts) {
+	ulx, lrx := sc.xs[:nx], sc.xs[nx:2*nx]
+	for x := range nx {
+		ulx[x], lrx[x] = float64(x), float64(x)+1
+	}
+	for r := range rows {
+		y := float64(y0 + r)
+		if err := t.approxRow(ulx, y, pts[2*r*nx:][:nx]); err != nil {
+			return false, err
+		}
+		if err := t.approxRow(lrx, y+1, pts[(2*r+1)*nx:][:nx]); err != nil {
 			return false, err
 		}
 	}
-	for k := range pts {
-		pts[k][0] = (pts[k][0] - z.OriginE) / index.PixelSize
-		pts[k][1] = (z.OriginN - pts[k][1]) / index.PixelSize
+	corners := func(y, x int) (ul, lr proj.Coord) {
+		r := y - y0
+		return pts[2*r*nx+x], pts[(2*r+1)*nx+x]
 	}
 	// The source window all footprints read.
 	sx0, sy0, sx1, sy1 := z.W, z.H, 0, 0
 	for y := y0; y < y1; y++ {
 		for x := x0; x < x1; x++ {
-			ul, lr := pts[(y-y0)*stride+x-x0], pts[(y-y0+1)*stride+x-x0+1]
+			ul, lr := corners(y, x)
 			f, ok := makeFootprint(ul[0], ul[1], lr[0], lr[1], z.W, z.H)
 			if !ok {
 				continue
@@ -227,14 +381,17 @@ func (sc *GlobalScratch) level0Zone(z *index.ZoneGrid, box [4]float64, ci, cj in
 	if sw*sh > maxSourceWindow {
 		return false, fmt.Errorf("chunk %d/%d: source window of %d × %d pixels: projection out of range", ci, cj, sh, sw)
 	}
-	if err := sc.readSource(z, sx0, sy0, sw, sh, rgb); err != nil {
+	pix, err := src(sx0, sy0, sw, sh)
+	if err != nil {
 		return false, err
 	}
-	src := sc.src
+	if len(pix) < sw*sh*RGBA {
+		return false, fmt.Errorf("chunk %d/%d: source window of %d × %d pixels read as %d bytes", ci, cj, sh, sw, len(pix))
+	}
 	got := false
 	for y := y0; y < y1; y++ {
 		for x := x0; x < x1; x++ {
-			ul, lr := pts[(y-y0)*stride+x-x0], pts[(y-y0+1)*stride+x-x0+1]
+			ul, lr := corners(y, x)
 			f, ok := makeFootprint(ul[0], ul[1], lr[0], lr[1], z.W, z.H)
 			if !ok {
 				continue
@@ -243,19 +400,17 @@ func (sc *GlobalScratch) level0Zone(z *index.ZoneGrid, box [4]float64, ci, cj in
 			total := 0.0
 			for iy := f.iy0; iy < f.iy1; iy++ {
 				wy := f.weightY(iy)
-				row := src[(iy-sy0)*sw*RGBA:][:sw*RGBA]
+				row := pix[(iy-sy0)*sw*RGBA:][:sw*RGBA]
 				for ix := f.ix0; ix < f.ix1; ix++ {
 					p := row[(ix-sx0)*RGBA:][:RGBA]
 					if p[3] < 128 {
 						continue
 					}
 					wt := f.weightX(ix, wy)
-					if wt <= 0 {
+					if !(wt > 0) {
 						continue
 					}
-					// GDAL's weighted incremental mean; the conversions
-					// keep every product rounded on its own (no fused
-					// multiply-add), so the bytes do not depend on the CPU.
+					// GDAL's weighted incremental mean.
 					total += wt
 					ratio := wt / total
 					for b := range RGBBands {
@@ -263,18 +418,37 @@ func (sc *GlobalScratch) level0Zone(z *index.ZoneGrid, box [4]float64, ci, cj in
 					}
 				}
 			}
-			if total <= 0 {
+			if !(total > 0) {
 				continue
 			}
-			o := sc.Out[(y*GlobalChunk+x)*RGBA:][:RGBA]
+			var px [RGBA]byte
 			for b := range RGBBands {
-				o[b] = roundByte(val[b])
+				v := float32(val[b])
+				if v != 0 {
+					px[3] = 255
+				}
+				px[b] = truncByte(v)
 			}
-			o[3] = 255
+			if px[3] == 0 {
+				// A pure-black mean is transparent and does not overwrite.
+				continue
+			}
+			copy(sc.Out[(y*GlobalChunk+x)*RGBA:][:RGBA], px[:])
 			got = true
 		}
 	}
 	return got, nil
+}
+
+// truncByte is trunc(clip(v, 0, 255)).
+func truncByte(v float32) byte {
+	switch {
+	case !(v > 0):
+		return 0
+	case v >= 255:
+		return 255
+	}
+	return byte(v)
 }
 
 func anyNonFinite(pts []proj.Coord) bool {

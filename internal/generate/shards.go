@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/npy"
@@ -21,11 +22,20 @@ type Worker struct {
 	chunk   []byte    // one raw inner chunk
 	row     []byte    // one row of a tile window (3-D scales are the widest)
 	outCap  int       // capacity of the last encoded shard, to size the next
+	src     index.Source
 }
 
-// NewWorker allocates a worker's buffers (about 9 MiB plus the encoder).
-func NewWorker() *Worker {
+// NewWorker allocates a worker's buffers (about 9 MiB plus the encoder),
+// for tiles on a local disk.
+func NewWorker() *Worker { return NewWorkerFor(nil) }
+
+// NewWorkerFor is NewWorker for the tiles of src (nil: local paths).
+func NewWorkerFor(src index.Source) *Worker {
+	if src == nil {
+		src = index.DirSource{}
+	}
 	return &Worker{
+		src:     src,
 		enc:     zarr.NewShardEncoder(ZstdLevel),
 		emb:     make([]byte, ShardSize*ShardSize*Bands),
 		scales:  make([]float32, ShardSize*ShardSize),
@@ -97,26 +107,118 @@ func TileInputs(ps []index.Placement) []index.FileStamp {
 	return in
 }
 
-// openChecked opens a tile's .npy and checks that it is still the file
-// that was indexed: a tile replaced since discovery must not be served
-// under the old geometry and fingerprint.
-func openChecked(t *index.Tile, path string) (*npy.File, error) {
-	if err := t.Check(context.Background()); err != nil {
-		return nil, err
+// openChecked opens a tile's .npy from the worker's source and checks that
+// it is still the file that was indexed: a tile replaced since discovery
+// must not be served under the old geometry and fingerprint. A remote file
+// is checked on its first read (size, ETag), a local one at once with the
+// open file's own fstat, so a file replaced after the check cannot slip in.
+func (w *Worker) openChecked(ctx context.Context, t *index.Tile, path string) (*npy.File, prefetcher, error) {
+	// A tile of a lazy discovery (the mount) is checked on first use;
+	// a bad one fails here, by name, every time.
+	if err := t.Check(ctx); err != nil {
+		return nil, nil, err
 	}
-	f, err := npy.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("tile %s: %w", t.Coord, err)
-	}
-	// f.Size and f.ModTime are the open file's own (fstat): a file
-	// replaced after this check cannot slip in.
+	want := index.FileStamp{Path: path, Size: -1}
 	for _, s := range t.Inputs {
-		if s.Path == path && (s.Size != f.Size || !s.ModTime.Equal(f.ModTime)) {
-			f.Close()
-			return nil, fmt.Errorf("tile %s: %s changed since the tiles were indexed (restart to re-index)", t.Coord, path)
+		if s.Path == path {
+			want = s
 		}
 	}
+	var sf index.SourceFile
+	var err error
+	if want.Size < 0 {
+		sf, err = w.src.Open(ctx, path)
+	} else {
+		sf, err = openStamp(ctx, w.src, want)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("tile %s: %w", t.Coord, err)
+	}
+	st := sf.Stamp()
+	f, err := npy.NewFile(sf, st.Size, st.ModTime, path)
+	if err != nil {
+		sf.Close()
+		return nil, nil, fmt.Errorf("tile %s: %w", t.Coord, err)
+	}
+	pf, _ := sf.(prefetcher)
+	return f, pf, nil
+}
+
+// prefetcher is a SourceFile that can load a byte range ahead of the reads
+// (a remote file: one request per contiguous run of missing blocks).
+type prefetcher interface {
+	Prefetch(off, n int64) error
+}
+
+// stampOpener is a Source that checks a file against its indexed stamp
+// itself (internal/source's remote roots, on the first read).
+type stampOpener interface {
+	OpenStamp(ctx context.Context, want index.FileStamp) (index.SourceFile, error)
+}
+
+func openStamp(ctx context.Context, src index.Source, want index.FileStamp) (index.SourceFile, error) {
+	if so, ok := src.(stampOpener); ok {
+		return so.OpenStamp(ctx, want)
+	}
+	f, err := src.Open(ctx, want.Path)
+	if err != nil {
+		return nil, err
+	}
+	if got := f.Stamp(); got.Size != want.Size || !got.ModTime.Equal(want.ModTime) {
+		f.Close()
+		return nil, fmt.Errorf("%s changed since the tiles were indexed (restart to re-index)", want.Path)
+	}
 	return f, nil
+}
+
+// openWindows opens the file of every window (embeddings or scales, as
+// path picks) and, for remote files, fetches every window's row band at
+// once, so that a shard costs one round of parallel requests rather than
+// one per tile. bytesPerPixel is that of the file's pixels.
+func (w *Worker) openWindows(wins []window, path func(*index.Tile) string, bytesPerPixel func(*index.Tile) int64) ([]*npy.File, error) {
+	ctx := context.Background() // generations outlive their callers (store)
+	files := make([]*npy.File, len(wins))
+	pfs := make([]prefetcher, len(wins))
+	closeAll := func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	for k, win := range wins {
+		f, pf, err := w.openChecked(ctx, win.p.Tile, path(win.p.Tile))
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		files[k], pfs[k] = f, pf
+	}
+	errs := make([]error, len(wins))
+	var wg sync.WaitGroup
+	for k, win := range wins {
+		if pfs[k] == nil {
+			continue
+		}
+		t := win.p.Tile
+		px := bytesPerPixel(t)
+		first := (int64(win.r0-win.p.Row)*int64(t.W) + int64(win.c0-win.p.Col)) * px
+		last := (int64(win.r1-1-win.p.Row)*int64(t.W) + int64(win.c1-win.p.Col)) * px
+		off := files[k].Header.DataOffset
+		wg.Go(func() {
+			if err := pfs[k].Prefetch(off+first, last-first); err != nil {
+				errs[k] = fmt.Errorf("tile %s: %w", t.Coord, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	return files, nil
 }
 
 // EmbeddingsShard returns the encoded embeddings shard (i, j) of zone z,
@@ -145,18 +247,21 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 	clear(w.emb)
 	sr, sc := i*ShardSize, j*ShardSize
 	const px = Bands // bytes per pixel
-	for _, win := range wins {
+	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.Embeddings }, func(*index.Tile) int64 { return px })
+	if err != nil {
+		return err
+	}
+	for k, win := range wins {
 		t := win.p.Tile
-		f, err := openChecked(t, t.Embeddings)
-		if err != nil {
-			return err
-		}
+		f := files[k]
+		files[k] = nil
 		n := (win.c1 - win.c0) * px
 		for r := win.r0; r < win.r1; r++ {
 			dst := w.emb[((r-sr)*ShardSize+(win.c0-sc))*px:][:n]
 			off := (int64(r-win.p.Row)*int64(t.W) + int64(win.c0-win.p.Col)) * px
 			if _, err := f.ReadAt(dst, off); err != nil {
 				f.Close()
+				closeFiles(files)
 				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Embeddings, err)
 			}
 		}
@@ -194,13 +299,21 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 		w.scales[k] = nan
 	}
 	sr, sc := i*ShardSize, j*ShardSize
-	for _, win := range wins {
+	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.Scales },
+		func(t *index.Tile) int64 { return int64(max(t.ScalesBands, 1)) * 4 })
+	if err != nil {
+		return err
+	}
+	for k, win := range wins {
 		t := win.p.Tile
-		f, err := openChecked(t, t.Scales)
+		f := files[k]
+		files[k] = nil
+		mask, err := masks.MaskErr(t)
 		if err != nil {
+			f.Close()
+			closeFiles(files)
 			return err
 		}
-		mask := masks.Mask(t)
 		bands := max(t.ScalesBands, 1)
 		n := win.c1 - win.c0
 		row := w.row[:n*bands*4]
@@ -210,6 +323,7 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 			off := (int64(tr)*int64(t.W) + int64(tc0)) * int64(bands) * 4
 			if _, err := f.ReadAt(row, off); err != nil {
 				f.Close()
+				closeFiles(files)
 				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Scales, err)
 			}
 			dst := w.scales[(r-sr)*ShardSize+(win.c0-sc):][:n]
@@ -224,6 +338,15 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 		f.Close()
 	}
 	return nil
+}
+
+// closeFiles closes the files not yet closed.
+func closeFiles(files []*npy.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // nanMax returns the NaN-aware max of little-endian float32 values, NaN if

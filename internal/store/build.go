@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
@@ -14,8 +14,6 @@ import (
 func (s *Store) buildTree() (*dirNode, error) {
 	// Every zone has its rgb preview and every year its global_rgb.
 	s.opts.Build.RGB = true
-	s.rgb = newRGBState()
-	s.globals = map[int]*globalYear{}
 	root := newDir()
 	for _, y := range s.cat.Years {
 		root.add(fmt.Sprintf("%d.zarr", y.Year), s.yearTree(y))

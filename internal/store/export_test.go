@@ -1,8 +1,8 @@
 package store
 
 import (
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 )
 
 // Stretch returns the stretch the store uses for zone z's rgb.
@@ -11,4 +11,4 @@ func (s *Store) Stretch(z *index.ZoneGrid) (generate.Stretch, error) {
 }
 
 // StretchesComputed counts the stretches computed from their sample.
-func (s *Store) StretchesComputed() int64 { return s.rgb.stretchesComputed.Load() }
+func (s *Store) StretchesComputed() int64 { return s.stretches.computed.Load() }

@@ -12,10 +12,10 @@ import (
 
 	"github.com/twpayne/go-proj/v11"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/internal/testtiles"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
@@ -309,16 +309,20 @@ func (zr *zoneRGB) at(r, c int) [4]byte {
 }
 
 // TestGlobalLevel0Reprojection recomputes sampled level-0 pixels
-// independently, one PROJ call per corner: the output pixel's upper-left
-// and lower-right corners give a box in the zone's pixel space, each zone
-// pixel counts by its area of overlap with the box when its alpha ≥ 128,
-// the mean rounds half up; zones in ascending order, a later one
-// overwriting where it has a value.
+// independently from the zone rgb arrays read through the store, with
+// spec §5's rules except GDAL's approximate transformer: each corner is
+// projected exactly, one PROJ call per corner; the box the two corners span
+// in the zone's pixel space weighs each zone pixel with alpha ≥ 128 by
+// GDAL's COMPUTE_WEIGHT; the mean, as float32, is truncated; alpha is 255
+// where some band's mean is non-zero; zones in ascending order, a later
+// one overwriting only where it sets alpha. The approximation moves the
+// corners by up to 0.125 zone pixel, so bytes may differ by a few levels
+// (byte identity with GDAL itself is internal/generate's
+// TestLevel0MatchesGDAL); the test bounds how much.
 //
 // It runs on the test preset (tiles near ±85°, where a level-0 pixel is a
 // tenth of a zone pixel wide) and on the demo preset (52° N, where
-// footprints span several zone pixels east-west, so the overlap weights
-// matter).
+// footprints span several zone pixels east-west, so the weights matter).
 func TestGlobalLevel0Reprojection(t *testing.T) {
 	t.Run("test", func(t *testing.T) { testLevel0Reprojection(t, sharedStore(t)) })
 	t.Run("demo", func(t *testing.T) {
@@ -327,6 +331,21 @@ func TestGlobalLevel0Reprojection(t *testing.T) {
 		}
 		testLevel0Reprojection(t, storeAt(t, testtiles.Root(t, "demo"), store.Options{Cache: store.NewMemCache(1 << 30)}))
 	})
+}
+
+// level0Weight is GDAL's COMPUTE_WEIGHT along one axis: the overlap of
+// zone pixel i with [lo, hi], unclamped at the box's first and last pixel
+// (i0, i1 the clamped pixel range).
+func level0Weight(i, i0, i1 int, lo, hi float64) float64 {
+	switch {
+	case i == i0 && i0+1 == i1:
+		return 1
+	case i == i0:
+		return 1 - (lo - float64(i0))
+	case i+1 == i1:
+		return 1 - (float64(i1) - hi)
+	}
+	return 1
 }
 
 func testLevel0Reprojection(t *testing.T, st *store.Store) {
@@ -341,7 +360,8 @@ func testLevel0Reprojection(t *testing.T, st *store.Store) {
 	}
 	p := index.NewProjector()
 	const res = 0.0001
-	checked, exact, withData := 0, 0, 0
+	const eps = 1e-10
+	checked, exact, withData, alphaOff, far := 0, 0, 0, 0, 0
 	for _, c := range idx.Chunks(0) {
 		got := chunkRaw(t, st, 0, c[0], c[1])
 		for r := 3; r < 512; r += 23 {
@@ -360,27 +380,45 @@ func testLevel0Reprojection(t *testing.T, st *store.Store) {
 					y0, y1 := (z.OriginN-pts[0][1])/10, (z.OriginN-pts[1][1])/10
 					x0, x1 = math.Min(x0, x1), math.Max(x0, x1)
 					y0, y1 = math.Min(y0, y1), math.Max(y0, y1)
+					if !(x1 > -eps && x0 < float64(z.W)+eps && y1 > -eps && y0 < float64(z.H)+eps) {
+						continue
+					}
+					ix0, ix1 := max(int(math.Floor(x0+eps)), 0), min(int(math.Ceil(x1-eps)), z.W)
+					if ix0 == ix1 && ix1 < z.W {
+						ix1++
+					}
+					iy0, iy1 := max(int(math.Floor(y0+eps)), 0), min(int(math.Ceil(y1-eps)), z.H)
+					if iy0 == iy1 && iy1 < z.H {
+						iy1++
+					}
 					var sum [3]float64
 					wsum := 0.0
-					for iy := int(math.Floor(y0)); iy < int(math.Ceil(y1)); iy++ {
-						for ix := int(math.Floor(x0)); ix < int(math.Ceil(x1)); ix++ {
-							ov := (math.Min(float64(ix+1), x1) - math.Max(float64(ix), x0)) *
-								(math.Min(float64(iy+1), y1) - math.Max(float64(iy), y0))
+					for iy := iy0; iy < iy1; iy++ {
+						wy := level0Weight(iy, iy0, iy1, y0, y1)
+						for ix := ix0; ix < ix1; ix++ {
+							w := wy * level0Weight(ix, ix0, ix1, x0, x1)
 							px := zones[z.Zone].at(iy, ix)
-							if ov <= 0 || px[3] < 128 {
+							if w <= 0 || px[3] < 128 {
 								continue
 							}
-							wsum += ov
+							wsum += w
 							for b := range 3 {
-								sum[b] += ov * float64(px[b])
+								sum[b] += w * float64(px[b])
 							}
 						}
 					}
 					if wsum > 0 {
+						var v [4]byte
 						for b := range 3 {
-							want[b] = byte(math.Floor(sum[b]/wsum + 0.5))
+							m := float32(sum[b] / wsum)
+							if m != 0 {
+								v[3] = 255
+							}
+							v[b] = byte(min(max(m, 0), 255))
 						}
-						want[3] = 255
+						if v[3] == 255 {
+							want = v
+						}
 					}
 				}
 				g := [4]byte(got[(r*512+cc)*4:])
@@ -392,20 +430,28 @@ func testLevel0Reprojection(t *testing.T, st *store.Store) {
 					exact++
 					continue
 				}
-				// Rounding ties may fall either way between two orders of
-				// summation; nothing else may differ.
-				for b := range 4 {
-					if d := int(g[b]) - int(want[b]); d < -1 || d > 1 || (b == 3 && d != 0) {
-						t.Errorf("level 0 pixel (%d, %d): %v, independent %v", R, C, g, want)
+				if g[3] != want[3] {
+					if alphaOff++; alphaOff <= 10 {
+						t.Logf("level 0 pixel (%d, %d): %v, independent %v", R, C, g, want)
+					}
+					continue
+				}
+				for b := range 3 {
+					if d := int(g[b]) - int(want[b]); d < -8 || d > 8 {
+						if far++; far <= 10 {
+							t.Logf("level 0 pixel (%d, %d): %v, independent %v", R, C, g, want)
+						}
 						break
 					}
 				}
 			}
 		}
 	}
-	t.Logf("%d sampled pixels (%d with data), %d exactly equal", checked, withData, exact)
-	if withData < 1000 || float64(exact) < 0.999*float64(checked) {
-		t.Errorf("%d of %d sampled pixels equal (%d with data)", exact, checked, withData)
+	t.Logf("%d sampled pixels (%d with data): %d exactly equal, %d with another alpha, %d off by more than 8", checked, withData, exact, alphaOff, far)
+	// A corner moved by the approximation can make a footprint at a zone
+	// or coast edge reach, or miss, a pixel: a few per thousand at most.
+	if withData < 1000 || float64(exact) < 0.5*float64(checked) || float64(alphaOff+far) > 0.001*float64(checked) {
+		t.Errorf("%d of %d sampled pixels equal (%d with data), %d with another alpha, %d off by more than 8", exact, checked, withData, alphaOff, far)
 	}
 }
 

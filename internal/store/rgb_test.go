@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/synth"
 	"github.com/tesserafs/tesserafs/zarr"

@@ -20,7 +20,7 @@ func schemasDir(t *testing.T) string {
 	t.Helper()
 	shared := os.Getenv("TESSERAFS_SHARED")
 	if shared == "" {
-		shared = filepath.Join("..", "..", "shared")
+		shared = filepath.Join("..", "..", "..", "shared") // internal/store → beside the repository
 	}
 	dir := filepath.Join(shared, "spec", "schemas")
 	if _, err := os.Stat(filepath.Join(dir, "url-map.json")); err != nil {

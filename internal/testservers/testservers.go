@@ -69,10 +69,12 @@ func freePort(t testing.TB) int {
 func waitListening(addr string, exited <-chan error) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited before listening: %v", err)
-		default:
+		if exited != nil {
+			select {
+			case err := <-exited:
+				return fmt.Errorf("exited before listening: %v", err)
+			default:
+			}
 		}
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
@@ -106,7 +108,7 @@ func start(t testing.TB, name, dir string, args func(port int) []string) (int, *
 		}
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		setGroup(cmd)
 		if err := cmd.Start(); err != nil {
 			logf.Close()
 			t.Fatalf("%s: %v", name, err)
@@ -124,6 +126,12 @@ func start(t testing.TB, name, dir string, args func(port int) []string) (int, *
 	}
 	t.Fatal(lastErr)
 	return 0, nil
+}
+
+// setGroup puts a server in its own process group (stop signals the
+// whole group) and kills it if the test process dies.
+func setGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
 func (s *server) stop() {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,45 @@ func TestVersityConditionalPut(t *testing.T) {
 	out.Body.Close()
 	if string(got) != "ne" {
 		t.Fatalf("suffix range: %q, want %q (the first write must stay)", got, "ne")
+	}
+}
+
+// TestSlurmArray runs a 3-task array and an afterok job on the one-node
+// cluster: what the deploy/slurm scripts rely on.
+func TestSlurmArray(t *testing.T) {
+	s := StartSlurm(t)
+	out := t.TempDir()
+	script := filepath.Join(out, "task.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT\" > "+out+"/task-$SLURM_ARRAY_TASK_ID\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Command("sbatch", "--parsable", "--array=0-2", "-o", out+"/%A_%a.log", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sbatch: %v: %s", err, b)
+	}
+	job := strings.TrimSpace(string(b))
+	fin := filepath.Join(out, "fin.sh")
+	if err := os.WriteFile(fin, []byte("#!/bin/sh\nls "+out+" | grep -c '^task-' > "+out+"/final\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.Command("sbatch", "--parsable", "--dependency=afterok:"+job, "-o", out+"/fin.log", fin).CombinedOutput(); err != nil {
+		t.Fatalf("sbatch finalize: %v: %s", err, b)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(out, "final")); err == nil && strings.TrimSpace(string(b)) == "3" {
+			break
+		}
+		if time.Now().After(deadline) {
+			q, _ := s.Command("squeue").CombinedOutput()
+			t.Fatalf("array + finalize did not finish in 60s; squeue:\n%s\n%s", q, readLog(s.Dir, "slurmctld.log", "slurmd.log"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for i := 0; i < 3; i++ {
+		b, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("task-%d", i)))
+		if err != nil || strings.TrimSpace(string(b)) != fmt.Sprintf("%d/3", i) {
+			t.Errorf("task %d wrote %q, %v; want %d/3", i, b, err, i)
+		}
 	}
 }
