@@ -11,9 +11,11 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tesserafs/tesserafs/internal/npy"
 )
@@ -222,8 +224,10 @@ func DiscoverSource(ctx context.Context, src Source, opts Options) (*Catalogue, 
 			return nil, err
 		}
 		s.tiles = make([]Tile, len(s.jobs))
+		ys := strconv.Itoa(s.year.Year)
 		for i, j := range s.jobs {
-			s.tiles[i] = newTile(names, s.year.Year, j, s.fps[i], lms)
+			s.tiles[i] = newTile(names, ys, j, s.fps[i], lms)
+			s.tiles[i].Year = s.year.Year
 		}
 		if opts.Lazy {
 			lazyTiles(cat.checker, s, lms)
@@ -281,36 +285,57 @@ type expected struct {
 // a listing. ok is false when neither exists (every tile is all land,
 // with one warning for the root, not one per tile).
 type landmasks struct {
-	set  map[TileCoord]bool
+	set  coordSet
 	hash map[TileCoord]string // sha256 hex from landmasks.parquet, when given
 	ok   bool
 	dir  string // the landmask directory's name, for warnings
 }
 
-// namer returns a function from a slash path under src's root to a name.
-// For a DirSource it concatenates (the root is clean and the rest is
-// built by us), which matters for a million tiles: filepath.Join cleans.
-func namer(src Source) func(rel string) string {
-	if d, ok := src.(DirSource); ok {
-		root := d.Root
-		if filepath.Separator == '/' {
-			return func(rel string) string { return root + "/" + rel }
-		}
+// namer returns a function from the parts of a slash path under src's
+// root to a name. For a DirSource it concatenates the root and the parts
+// into shared blocks (the root is clean, the rest built by us): a million
+// tiles' three names would otherwise be three million allocations, each
+// rounded up to its size class, plus the garbage of filepath.Join.
+func namer(src Source) func(parts ...string) string {
+	if d, ok := src.(DirSource); ok && filepath.Separator == '/' {
+		a := &nameArena{}
+		prefix := d.Root + "/"
+		return func(parts ...string) string { return a.join(prefix, parts) }
 	}
-	return src.Path
+	return func(parts ...string) string { return src.Path(strings.Join(parts, "")) }
+}
+
+// nameArena packs strings into 1 MiB blocks that are never written again
+// once a string points into them.
+type nameArena struct{ buf []byte }
+
+func (a *nameArena) join(prefix string, parts []string) string {
+	n := len(prefix)
+	for _, p := range parts {
+		n += len(p)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(n, 1<<20))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, prefix...)
+	for _, p := range parts {
+		a.buf = append(a.buf, p...)
+	}
+	return unsafe.String(&a.buf[start], n)
 }
 
 // newTile is the tile of job j with its names; nothing is opened.
-func newTile(names func(string) string, year int, j tileJob, fp Footprint, lms landmasks) Tile {
+func newTile(names func(...string) string, year string, j tileJob, fp Footprint, lms landmasks) Tile {
 	name := j.coord.Name()
-	dir := RepresentationDir + "/" + strconv.Itoa(year) + "/" + name + "/" + name
+	dir := RepresentationDir + "/" + year + "/"
 	t := Tile{
-		Year: year, Coord: j.coord, Zone: j.coord.Zone(), Footprint: fp,
-		Embeddings: names(dir + ".npy"),
-		Scales:     names(dir + "_scales.npy"),
+		Coord: j.coord, Zone: j.coord.Zone(), Footprint: fp,
+		Embeddings: names(dir, name, "/", name, ".npy"),
+		Scales:     names(dir, name, "/", name, "_scales.npy"),
 	}
-	if lms.set[j.coord] {
-		t.Landmask = names(LandmaskDir + "/" + name + ".tiff")
+	if lms.set.has(j.coord) {
+		t.Landmask = names(LandmaskDir+"/", name, ".tiff")
 	}
 	return t
 }
@@ -425,7 +450,7 @@ func scanListing(ctx context.Context, src Source, opts Options, cat *Catalogue) 
 // listLandmasks lists the landmask directory once, by name only (no stat
 // of 100,000 files): the set of tiles that have a mask, and warnings for
 // names that are not masks.
-func listLandmasks(ctx context.Context, src Source, dir string) (map[TileCoord]bool, []Problem, error) {
+func listLandmasks(ctx context.Context, src Source, dir string) (coordSet, []Problem, error) {
 	entries, err := src.ReadDir(ctx, dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -433,7 +458,7 @@ func listLandmasks(ctx context.Context, src Source, dir string) (map[TileCoord]b
 		}
 		return nil, nil, err
 	}
-	set := make(map[TileCoord]bool, len(entries))
+	set := newCoordSet()
 	var warnings []Problem
 	sep := string(filepath.Separator)
 	for _, e := range entries {
@@ -447,7 +472,7 @@ func listLandmasks(ctx context.Context, src Source, dir string) (map[TileCoord]b
 			warnings = append(warnings, Problem{dir + sep + e.Name, "not a landmask (want grid_<lon>_<lat>.tiff): ignored"})
 			continue
 		}
-		set[c] = true
+		set.add(c)
 	}
 	return set, warnings, nil
 }

@@ -131,6 +131,36 @@ func ReadRegistry(r io.ReaderAt, size int64, fn func([]RegistryRow) error) error
 	return readParquet(r, size, fn)
 }
 
+// RegistryTile is the part of a registry row that discovery uses: what
+// it reads, leaving out the geometry and mtime columns (a third of the
+// decoding of a million rows).
+type RegistryTile struct {
+	Lat        float64 `parquet:"lat"`
+	Lon        float64 `parquet:"lon"`
+	Year       int64   `parquet:"year"`
+	LonI       int32   `parquet:"lon_i"`
+	LatI       int32   `parquet:"lat_i"`
+	Hash       string  `parquet:"hash"`
+	ScalesHash string  `parquet:"scales_hash"`
+	FileSize   int64   `parquet:"file_size"`
+	ScalesSize int64   `parquet:"scales_size"`
+}
+
+// ReadRegistryTiles is ReadRegistry for the columns of RegistryTile.
+func ReadRegistryTiles(r io.ReaderAt, size int64, fn func([]RegistryTile) error) error {
+	return readParquet(r, size, fn)
+}
+
+// LandmaskTile is the part of a landmasks.parquet row discovery uses.
+type LandmaskTile struct {
+	Lat      float64 `parquet:"lat"`
+	Lon      float64 `parquet:"lon"`
+	LonI     int32   `parquet:"lon_i"`
+	LatI     int32   `parquet:"lat_i"`
+	Hash     string  `parquet:"hash"`
+	FileSize int64   `parquet:"file_size"`
+}
+
 // ReadLandmasks reads landmasks.parquet as ReadRegistry reads the registry.
 func ReadLandmasks(r io.ReaderAt, size int64, fn func([]LandmaskRow) error) error {
 	return readParquet(r, size, fn)

@@ -94,7 +94,7 @@ func scanRegistry(ctx context.Context, src Source, reg *openedRegistry, opts Opt
 		return years[y]
 	}
 	row := 0
-	err := ReadRegistry(reg.f, reg.f.Stamp().Size, func(rows []RegistryRow) error {
+	err := ReadRegistryTiles(reg.f, reg.f.Stamp().Size, func(rows []RegistryTile) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func scanRegistry(ctx context.Context, src Source, reg *openedRegistry, opts Opt
 			if r.FileSize == 0 || r.ScalesSize == 0 {
 				name := c.Name()
 				yearOf(y).Warnings = append(yearOf(y).Warnings, Problem{
-					names(RepresentationDir + "/" + strconv.Itoa(y) + "/" + name + "/" + name + ".npy"),
+					names(RepresentationDir+"/"+strconv.Itoa(y)+"/", name, "/", name, ".npy"),
 					fmt.Sprintf("not a tile (%s row %d: file_size %d, scales_size %d): ignored", RegistryName, i, r.FileSize, r.ScalesSize)})
 				continue
 			}
@@ -207,10 +207,10 @@ func registryLandmasks(ctx context.Context, src Source, reg *openedRegistry, cat
 		return lms, nil
 	}
 	defer f.Close()
-	set := map[TileCoord]bool{}
+	set := newCoordSet()
 	hash := map[TileCoord]string{}
 	row := 0
-	err = ReadLandmasks(f, f.Stamp().Size, func(rows []LandmaskRow) error {
+	err = readParquet(f, f.Stamp().Size, func(rows []LandmaskTile) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -224,7 +224,7 @@ func registryLandmasks(ctx context.Context, src Source, reg *openedRegistry, cat
 			case r.FileSize <= 0:
 				cat.Warnings = append(cat.Warnings, Problem{rowName(reg.landmasks, i), fmt.Sprintf("landmask %s: file_size %d: row skipped", c, r.FileSize)})
 			default:
-				set[c] = true
+				set.add(c)
 				if r.Hash != "" {
 					hash[c] = r.Hash
 				}
@@ -241,4 +241,34 @@ func registryLandmasks(ctx context.Context, src Source, reg *openedRegistry, cat
 	}
 	lms.set, lms.hash, lms.ok = set, hash, true
 	return lms, nil
+}
+
+// coordSet is a set of tile centres: one bit per cell of the 0.1° globe
+// (3600 × 1800 bits, 810 KB), so that a million landmasks cost neither a
+// map's memory nor its hashing.
+type coordSet []uint64
+
+const setCols, setRows = 3600, 1800
+
+func newCoordSet() coordSet { return make(coordSet, (setCols*setRows+63)/64) }
+
+// bit is c's cell, or −1 outside the globe (which ParseTileName and the
+// registry's row checks already exclude).
+func (c TileCoord) bit() int {
+	col, row := (c.Lon100+18000)/10, (c.Lat100+9000)/10
+	if col < 0 || col >= setCols || row < 0 || row >= setRows {
+		return -1
+	}
+	return row*setCols + col
+}
+
+func (s coordSet) add(c TileCoord) {
+	if b := c.bit(); b >= 0 {
+		s[b>>6] |= 1 << (b & 63)
+	}
+}
+
+func (s coordSet) has(c TileCoord) bool {
+	b := c.bit()
+	return s != nil && b >= 0 && s[b>>6]&(1<<(b&63)) != 0
 }
