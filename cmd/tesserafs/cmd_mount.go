@@ -61,10 +61,37 @@ func (o *cacheOptions) open(log *slog.Logger) (*cache.Cache, error) {
 	}
 	c, err := cache.Open(o.Cache, cache.Options{Budget: budget, Logger: log})
 	if errors.Is(err, cache.ErrLocked) {
-		return nil, usageErrorf("cache %s is in use by another tesserafs process (a running mount?): "+
-			"unmount it first, or give this command another --cache", o.Cache)
+		return nil, usageErrorf("cache %s is in use by %s: one cache serves one process at a time (mount, serve, "+
+			"materialize or cache warm); stop that process first (unmount, or Ctrl-C the server), or give this command another --cache",
+			o.Cache, lockHolder(o.Cache))
 	}
 	return c, err
+}
+
+// lockHolder describes the process holding a cache directory's lock: badger
+// writes the holder's pid to LOCK in the directory.
+func lockHolder(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return "another process"
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return "another process"
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(cmdline) == 0 {
+		return fmt.Sprintf("process %d", pid)
+	}
+	args := strings.Fields(strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
+	if len(args) > 1 {
+		args[0] = filepath.Base(args[0])
+	}
+	cmd := strings.Join(args, " ")
+	if len(cmd) > 160 {
+		cmd = cmd[:160] + "…"
+	}
+	return fmt.Sprintf("process %d (%s)", pid, cmd)
 }
 
 // parseSize parses a byte size: a number with an optional unit, binary
