@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,6 +172,7 @@ func readyChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	debug.FreeOSMemory() // as tesserafs mount does
 	srv, err := fusefs.Mount(ctx, st, mp, fusefs.Options{Logger: quietLogger()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -33,9 +33,9 @@ type checker struct {
 
 // tileCheck is the first-use check of one tile of a Lazy discovery.
 type tileCheck struct {
-	c      *checker
-	want   expected
-	lmHash string // the landmask's sha256 from landmasks.parquet, if any
+	c                   *checker
+	embSize, scalesSize int64      // the registry's; 0 unknown
+	hashes              *[3]string // embeddings, scales, landmask sha256; nil when none is known
 
 	mu   sync.Mutex
 	done bool  // guarded by mu
@@ -69,7 +69,12 @@ func (t *Tile) Check(ctx context.Context) error {
 	if k.done {
 		return k.err
 	}
-	p, warn := k.c.validate(ctx, t, k.want, k.lmHash)
+	want := expected{embSize: k.embSize, scalesSize: k.scalesSize}
+	lmHash := ""
+	if h := k.hashes; h != nil {
+		want.embHash, want.scalesHash, lmHash = h[0], h[1], h[2]
+	}
+	p, warn := k.c.validate(ctx, t, want, lmHash)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -141,10 +146,15 @@ func lazyTiles(c *checker, s *yearScan, lms landmasks) {
 		t := &s.tiles[i]
 		k := &s.checks[i]
 		k.c = c
+		var h [3]string
 		if s.expect != nil {
-			k.want = s.expect[i]
+			k.embSize, k.scalesSize = s.expect[i].embSize, s.expect[i].scalesSize
+			h[0], h[1] = s.expect[i].embHash, s.expect[i].scalesHash
 		}
-		k.lmHash = lms.hash[t.Coord]
+		h[2] = lms.hash[t.Coord]
+		if h != [3]string{} {
+			k.hashes = &h
+		}
 		t.check = k
 		if t.Landmask == "" && lms.ok {
 			s.year.Warnings = append(s.year.Warnings, Problem{noLandmaskPath(lms, t.Coord), "no landmask: treated as all land"})

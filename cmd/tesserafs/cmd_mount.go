@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -245,6 +246,9 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	if err != nil {
 		return err
 	}
+	// Discovery's garbage (registry pages, listings: hundreds of MB for a
+	// million tiles) goes back to the OS before the mount settles in.
+	debug.FreeOSMemory()
 	cat, skipped := st.Catalogue(), st.Skipped
 	srv, err := fusefs.Mount(ctx, st.Store, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
 	if err != nil {
