@@ -146,9 +146,9 @@ func (r *rgbSource) Inputs(c []int) []index.FileStamp {
 func (*rgbSource) derived() {}
 
 // rgbArray is the rgb array of zone z.
-func (s *Store) rgbArray(z *index.ZoneGrid, shards []index.ShardIndex) *arrayNode {
+func (s *Store) rgbArray(z *index.ZoneGrid) *arrayNode {
 	return newArray(generate.RGBMeta(z), &rgbSource{
-		shardSource: &shardSource{zone: z, shards: shards, trailing: true,
+		shardSource: &shardSource{zone: z, trailing: true,
 			gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
 				st, err := s.stretch(w, z)
 				if err != nil {

@@ -147,7 +147,6 @@ func (r resolved) isDir() bool {
 // chunk ("/0"), as for embeddings (band) and rgb (rgba).
 type shardSource struct {
 	zone     *index.ZoneGrid
-	shards   []index.ShardIndex // sorted row-major
 	trailing bool
 	gen      func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error)
 }
@@ -159,29 +158,15 @@ func (s *shardSource) Dims() int {
 	return 2
 }
 
-func (s *shardSource) rowRange(i int) []index.ShardIndex {
-	lo, _ := slices.BinarySearchFunc(s.shards, i, func(x index.ShardIndex, r int) int { return x.Row - r })
-	hi, _ := slices.BinarySearchFunc(s.shards, i+1, func(x index.ShardIndex, r int) int { return x.Row - r })
-	return s.shards[lo:hi]
-}
+// The shards are the zone's shard bitset (index.ZoneGrid.HasShard,
+// ShardRows, ShardCols), not a list: a million tiles touch twelve million.
 
 func (s *shardSource) List(prefix []int) []int {
 	switch len(prefix) {
 	case 0:
-		var rows []int
-		for _, x := range s.shards {
-			if len(rows) == 0 || rows[len(rows)-1] != x.Row {
-				rows = append(rows, x.Row)
-			}
-		}
-		return rows
+		return s.zone.ShardRows(generate.ShardSize)
 	case 1:
-		row := s.rowRange(prefix[0])
-		cols := make([]int, len(row))
-		for k, x := range row {
-			cols[k] = x.Col
-		}
-		return cols
+		return s.zone.ShardCols(generate.ShardSize, prefix[0])
 	default:
 		if s.Has(append(slices.Clone(prefix), 0)) {
 			return []int{0}
@@ -194,8 +179,7 @@ func (s *shardSource) Has(c []int) bool {
 	if len(c) != s.Dims() || (s.trailing && c[2] != 0) {
 		return false
 	}
-	_, ok := slices.BinarySearchFunc(s.rowRange(c[0]), c[1], func(x index.ShardIndex, col int) int { return x.Col - col })
-	return ok
+	return s.zone.HasShard(generate.ShardSize, c[0], c[1])
 }
 
 func (s *shardSource) Inputs(c []int) []index.FileStamp {
