@@ -133,8 +133,9 @@ fmt-check:
 
 # go-test needs the built viewer: its Chromium test fails under
 # TESSERAFS_REQUIRE_SERVERS=1 when only the placeholder is embedded.
+# internal/selfcontained runs the suite again in a fresh clone: hence the timeout.
 go-test: viewer
-	$(GO) test ./...
+	$(GO) test -timeout 20m ./...
 
 test: deps vet fmt-check go-test interop
 

@@ -12,6 +12,13 @@
 // it, and the published tree then holds the store and the STAC catalog
 // alone, file for file what the mount serves. The lock is taken on the
 // output directory itself and leaves no file.
+//
+// A file that cannot be generated (its source tiles failed after retries:
+// a remote server down, a tile truncated) does not stop the run: it is
+// left out and named in the summary, everything else is written, and the
+// root zarr.json of its year is held back, so the store is visibly
+// incomplete until a later run finishes it. Run then returns ErrIncomplete,
+// and the bookkeeping stays for that later run.
 package materializer
 
 import (
@@ -53,7 +60,8 @@ func DefaultMemoryLimit(workers int) int64 { return (128 + 40*int64(workers)) <<
 
 // Progress is the state of a run.
 type Progress struct {
-	Done, Total int64 // files
+	Done, Total int64 // files, written or left out
+	Failed      int64 // files that could not be generated
 	Written     int64 // files written by this run (the rest were already there)
 	Bytes       int64 // bytes written by this run
 }
@@ -69,6 +77,13 @@ type Summary struct {
 	// written: "zones" (embeddings, scales, coordinates), "rgb",
 	// "global_rgb", "metadata" (zarr.json and STAC).
 	Phases []Phase
+	// Failed counts the files that could not be generated; Failures holds
+	// the first MaxFailures of them, in the order they failed. Files
+	// held back because others failed (a year's root zarr.json) are in
+	// neither.
+	Failed   int64
+	Failures []Failure
+	HeldBack []string // root zarr.json keys not written because of failures
 }
 
 // Phase is the wall time of one part of a run.
@@ -76,6 +91,28 @@ type Phase struct {
 	Name    string
 	Elapsed time.Duration
 }
+
+// Failure is a file that could not be generated, and why (the error names
+// the tile and the file or URL that failed).
+type Failure struct {
+	Key string
+	Err error
+}
+
+// MaxFailures bounds Summary.Failures.
+const MaxFailures = 1000
+
+// ErrIncomplete is returned (wrapped) by a run that wrote everything it
+// could but left out the files of Summary.Failures; running it again
+// finishes them.
+var ErrIncomplete = errors.New("materialize incomplete: some files could not be generated")
+
+// getError marks a failure to generate one key, which skips that key
+// rather than stopping the run.
+type getError struct{ err error }
+
+func (e getError) Error() string { return e.err.Error() }
+func (e getError) Unwrap() error { return e.err }
 
 const (
 	stateName = ".tesserafs-materialize.json" // only while a run is unfinished
@@ -158,14 +195,27 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 	}
 
 	w := &writer{st: st, dir: dir, tmp: tmp, dirs: map[string]bool{}}
-	var prog Progress
+	var (
+		prog     Progress
+		progMu   sync.Mutex
+		failures []Failure
+		failedIn = map[string]bool{} // top-level directories with a failure
+	)
 	prog.Total = total
-	var progMu sync.Mutex
-	report := func(wrote bool, n int64) {
+	report := func(key string, wrote bool, n int64, err error) {
 		progMu.Lock()
 		defer progMu.Unlock()
 		prog.Done++
-		if wrote {
+		switch {
+		case err != nil:
+			prog.Failed++
+			if len(failures) < MaxFailures {
+				failures = append(failures, Failure{Key: key, Err: err})
+			}
+			top, _, _ := strings.Cut(key, "/")
+			failedIn[top] = true
+			log.Debug("materialize: file left out", "key", key, "err", err)
+		case wrote:
 			prog.Written++
 			prog.Bytes += n
 		}
@@ -174,6 +224,22 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 		}
 	}
 	var phases []Phase
+	// A year's root zarr.json is held back while any of its files failed.
+	var heldBack []string
+	rootPass := func(k string) bool {
+		if !isRoot(k) {
+			return false
+		}
+		top, _, _ := strings.Cut(k, "/")
+		progMu.Lock()
+		defer progMu.Unlock()
+		if failedIn[top] {
+			heldBack = append(heldBack, k)
+			return false
+		}
+		return true
+	}
+	passes[len(passes)-1].keep = rootPass
 	for _, pass := range passes {
 		t0 := time.Now()
 		if err := w.pass(ctx, opts.Workers, pass.keep, report); err != nil {
@@ -186,6 +252,18 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 		}
 		log.Debug("materialize phase", "phase", pass.phase, "took", time.Since(t0))
 	}
+	sum := Summary{
+		Files: total, Written: prog.Written, Existing: total - prog.Written - prog.Failed - int64(len(heldBack)),
+		Bytes: prog.Bytes, Elapsed: time.Since(start), Phases: phases,
+		Failed: prog.Failed, Failures: failures, HeldBack: heldBack,
+	}
+	if sum.Failed > 0 {
+		// Unfinished: the state stays, for the run that finishes it.
+		if err := os.RemoveAll(tmp); err != nil {
+			log.Warn("removing temporary directory", "path", tmp, "err", err)
+		}
+		return sum, fmt.Errorf("%s: %w (%d files left out)", dir, ErrIncomplete, sum.Failed)
+	}
 	// Complete: the bookkeeping goes, the state last (a run killed before
 	// that finds every file written and removes it).
 	if err := os.RemoveAll(tmp); err != nil {
@@ -194,10 +272,7 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 	if err := os.Remove(filepath.Join(dir, stateName)); err != nil {
 		return Summary{}, fmt.Errorf("removing %s: %w", filepath.Join(dir, stateName), err)
 	}
-	return Summary{
-		Files: total, Written: prog.Written, Existing: total - prog.Written,
-		Bytes: prog.Bytes, Elapsed: time.Since(start), Phases: phases,
-	}, nil
+	return sum, nil
 }
 
 type writer struct {
@@ -209,9 +284,10 @@ type writer struct {
 	dirs map[string]bool
 }
 
-// pass writes, with n workers, every key that keep accepts. The first
-// error stops the pass.
-func (w *writer) pass(ctx context.Context, n int, keep func(string) bool, report func(bool, int64)) error {
+// pass writes, with n workers, every key that keep accepts. A key that
+// cannot be generated is reported and skipped; any other error (writing
+// the output, cancellation) stops the pass.
+func (w *writer) pass(ctx context.Context, n int, keep func(string) bool, report func(string, bool, int64, error)) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	keys := make(chan string, 4*n)
@@ -222,11 +298,12 @@ func (w *writer) pass(ctx context.Context, n int, keep func(string) bool, report
 			defer wg.Done()
 			for k := range keys {
 				wrote, size, err := w.file(ctx, k)
-				if err != nil {
+				var ge getError
+				if err != nil && (!errors.As(err, &ge) || ctx.Err() != nil) {
 					cancel(err)
 					return
 				}
-				report(wrote, size)
+				report(k, wrote, size, err)
 			}
 		}()
 	}
@@ -260,7 +337,7 @@ func (w *writer) file(ctx context.Context, key string) (bool, int64, error) {
 	}
 	data, err := w.st.Get(ctx, key)
 	if err != nil {
-		return false, 0, err
+		return false, 0, getError{err} // the store's errors name the key
 	}
 	if err := w.mkdir(filepath.Dir(dst)); err != nil {
 		return false, 0, err

@@ -15,6 +15,7 @@ import (
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/testservers"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
+	"github.com/tesserafs/tesserafs/materializer"
 )
 
 // BenchmarkRemoteShards reads every embeddings shard of zone 30 of the
@@ -104,4 +105,52 @@ func testListen2(t testing.TB) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// BenchmarkMaterializeRemote materializes zone 30 of the test tiles from
+// local disk and from nginx over HTTP (loopback, no added latency) and
+// reports the throughput ratio, HTTP ÷ local (goal ≥ 0.8), and the source
+// MB/s of each.
+func BenchmarkMaterializeRemote(b *testing.B) {
+	root := testtiles.Root(b, "test")
+	base := testservers.Nginx(b, root)
+	ctx := context.Background()
+	run := func(src index.Source) (time.Duration, int64) {
+		cat, err := index.Discover(ctx, root, index.Options{Zones: []int{30}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var need int64
+		for _, p := range cat.Years[0].Zones[0].Placements {
+			for _, in := range p.Tile.Inputs {
+				need += in.Size
+			}
+		}
+		if src != nil {
+			if err := source.Rebase(cat, src); err != nil {
+				b.Fatal(err)
+			}
+		}
+		out := b.TempDir()
+		st, err := store.New(cat, store.Options{ReadThrough: materializer.NewOutputCache(out)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := materializer.Run(ctx, st, out, materializer.Options{}); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start), need
+	}
+	for range b.N {
+		local, need := run(nil)
+		src, err := source.Open(ctx, base)
+		if err != nil {
+			b.Fatal(err)
+		}
+		remote, _ := run(src)
+		b.ReportMetric(float64(local)/float64(remote), "http/local-throughput")
+		b.ReportMetric(float64(need)/1e6/local.Seconds(), "MB/s-local")
+		b.ReportMetric(float64(need)/1e6/remote.Seconds(), "MB/s-http")
+	}
 }

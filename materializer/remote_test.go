@@ -3,6 +3,7 @@ package materializer_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"net"
 	"net/http"
@@ -30,6 +31,16 @@ import (
 // points the index at src unless src is nil, and materializes it.
 func materializeFrom(t *testing.T, root string, src index.Source) string {
 	t.Helper()
+	out := t.TempDir()
+	if _, err := materializeInto(t, root, src, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// materializeInto is materializeFrom into out, returning the run's result.
+func materializeInto(t *testing.T, root string, src index.Source, out string) (materializer.Summary, error) {
+	t.Helper()
 	ctx := context.Background()
 	cat, err := index.Discover(ctx, root, index.Options{Zones: []int{30}})
 	if err != nil {
@@ -40,15 +51,11 @@ func materializeFrom(t *testing.T, root string, src index.Source) string {
 			t.Fatal(err)
 		}
 	}
-	st, err := store.New(cat, store.Options{})
+	st, err := store.New(cat, store.Options{ReadThrough: materializer.NewOutputCache(out)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir()
-	if _, err := materializer.Run(ctx, st, out, materializer.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return materializer.Run(ctx, st, out, materializer.Options{})
 }
 
 // sameTree compares two materialized trees file for file (the run's own
@@ -174,4 +181,105 @@ func testListen(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// TestMaterializeSkipsFailingTile serves the tiles through a fault proxy
+// that fails every request for one tile's embeddings (each fault kind in
+// turn): the run must write every other file, byte-identical to a local
+// materialize, leave out exactly files that the tile feeds, name the tile's
+// URL in each failure, hold back the year's root zarr.json, and return
+// ErrIncomplete; a rerun with the fault gone must finish the tree to the
+// local one.
+func TestMaterializeSkipsFailingTile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("materializes several times")
+	}
+	root := testtiles.Root(t, "test")
+	want := materializeFrom(t, root, nil)
+	base := testservers.Nginx(t, root)
+	ctx := context.Background()
+	cat, err := index.Discover(ctx, root, index.Options{Zones: []int{30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tile := cat.Years[0].Zones[0].Placements[0].Tile
+	rel, err := filepath.Rel(root, tile.Embeddings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badPath := "/" + filepath.ToSlash(rel)
+
+	for _, f := range []testservers.Fault{testservers.Status503, testservers.Reset, testservers.LieTotal, testservers.Status404} {
+		t.Run(f.String(), func(t *testing.T) {
+			var broken atomic.Bool
+			broken.Store(true)
+			p := &testservers.FaultProxy{Upstream: base, Plan: func(_ int64, r *http.Request) testservers.Fault {
+				if broken.Load() && r.URL.Path == badPath {
+					return f
+				}
+				return testservers.Pass
+			}}
+			src, err := source.OpenWith(ctx, testservers.StartFaultProxy(t, p), source.Options{Backoff: 2e6, MaxBackoff: 2e7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := src.Path(filepath.ToSlash(rel))
+			out := t.TempDir()
+			sum, err := materializeInto(t, root, src, out)
+			if !errors.Is(err, materializer.ErrIncomplete) {
+				t.Fatalf("run with %s broken: err = %v, want ErrIncomplete", url, err)
+			}
+			if sum.Failed == 0 || int(sum.Failed) != len(sum.Failures) {
+				t.Fatalf("summary: %d failed, %d failures listed", sum.Failed, len(sum.Failures))
+			}
+			for _, fl := range sum.Failures {
+				if !strings.Contains(fl.Err.Error(), url) || !strings.Contains(fl.Err.Error(), tile.Coord.String()) {
+					t.Errorf("failure of %s does not name tile %s and %s: %v", fl.Key, tile.Coord, url, fl.Err)
+				}
+				if _, err := os.Stat(filepath.Join(out, fl.Key)); err == nil {
+					t.Errorf("%s failed but was written", fl.Key)
+				}
+			}
+			if len(sum.HeldBack) != 1 {
+				t.Errorf("held back %v, want the year's root zarr.json", sum.HeldBack)
+			}
+			// Every file written equals the local one; the missing ones
+			// are exactly the failures and the held-back root.
+			missing := map[string]bool{}
+			for _, fl := range sum.Failures {
+				missing[filepath.FromSlash(fl.Key)] = true
+			}
+			for _, k := range sum.HeldBack {
+				missing[filepath.FromSlash(k)] = true
+			}
+			filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
+				rel, _ := filepath.Rel(want, p)
+				if err != nil || d.IsDir() || strings.HasPrefix(rel, ".tesserafs-") {
+					return err
+				}
+				a, _ := os.ReadFile(p)
+				b, errB := os.ReadFile(filepath.Join(out, rel))
+				switch {
+				case missing[rel] && errB == nil:
+					t.Errorf("%s is listed as left out but exists", rel)
+				case !missing[rel] && errB != nil:
+					t.Errorf("%s is missing but not listed as a failure: %v", rel, errB)
+				case errB == nil && !bytes.Equal(a, b):
+					t.Errorf("%s differs from the local materialize", rel)
+				}
+				return nil
+			})
+			t.Logf("%s: %d files written, %d left out, e.g. %s: %v", f, sum.Written, sum.Failed, sum.Failures[0].Key, sum.Failures[0].Err)
+
+			broken.Store(false)
+			sum2, err := materializeInto(t, root, src, out)
+			if err != nil {
+				t.Fatalf("rerun with the fault gone: %v", err)
+			}
+			if sum2.Written != sum.Failed+int64(len(sum.HeldBack)) {
+				t.Errorf("rerun wrote %d files, want the %d left out + %d held back", sum2.Written, sum.Failed, len(sum.HeldBack))
+			}
+			sameFiles(t, want, out)
+		})
+	}
 }

@@ -83,6 +83,9 @@ func runCacheStats(o cacheOptions, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  misses    %d\n", st.Misses)
 	fmt.Fprintf(stdout, "  hit rate  %.1f%%\n", 100*st.HitRate())
 	fmt.Fprintf(stdout, "  evictions %d (this session)\n", st.Evictions)
+	if st.Source != nil {
+		fmt.Fprintf(stdout, "  source    %s\n", fmtSourceStats(*st.Source))
+	}
 	return nil
 }
 
@@ -274,6 +277,9 @@ func runCacheWarm(ctx context.Context, o cacheWarmOptions, stdout io.Writer) err
 	fmt.Fprintf(stdout, "warmed %d shards (%s) in %.1fs: %d generated, %d already cached; cache %d entries, %s of %s\n",
 		len(keys), fmtBytes(bytes.Load()), time.Since(start).Seconds(), s.Generated, int64(len(keys))-s.Generated,
 		cs.Entries, fmtBytes(cs.Bytes), fmtBytes(cs.Budget))
+	if ss, ok := sourceStats(st.Catalogue()); ok {
+		fmt.Fprintf(stdout, "source %s: %s\n", o.Tiles, fmtSourceStats(ss))
+	}
 	if bytes.Load() > cs.Budget {
 		log.Warn("the shards warmed are larger than the cache budget: the first ones were evicted again; raise --cache-size or warm less",
 			"warmed", fmtBytes(bytes.Load()), "budget", fmtBytes(cs.Budget))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,7 +70,7 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	sum, err := materializer.Run(ctx, st.Store, o.Out, materializer.Options{Workers: o.Workers, Progress: prog, Logger: log,
 		MemoryLimit: materializer.DefaultMemoryLimit(o.Workers)})
 	finish()
-	if err != nil {
+	if err != nil && !errors.Is(err, materializer.ErrIncomplete) {
 		return err
 	}
 	// Discover logged the tiles' warnings; these are the ones found while
@@ -92,6 +93,13 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	}
 	fmt.Fprintf(stdout, "\n%d tiles in %d zone(s); %d tile(s) skipped, %d warning(s)\n",
 		countTiles(cat), countZones(cat), len(skipped), warnings)
+	if ss, ok := sourceStats(cat); ok {
+		fmt.Fprintf(stdout, "source %s: %s\n", o.Tiles, fmtSourceStats(ss))
+	}
+	if sum.Failed > 0 {
+		reportFailures(stdout, sum)
+		return incompleteError{sum.Failed}
+	}
 	if len(skipped) > 0 {
 		return skippedError{len(skipped)}
 	}
@@ -162,3 +170,64 @@ func progressReporter(log *slog.Logger, stdout io.Writer) (func(materializer.Pro
 		}
 	}, func() {}
 }
+
+// failuresShown is how many distinct causes of left-out files are printed.
+const failuresShown = 20
+
+// reportFailures prints why files were left out, one line per distinct
+// cause (a tile, its URL and the reason) with how many files it took and
+// one of them.
+func reportFailures(w io.Writer, sum materializer.Summary) {
+	type group struct {
+		cause, key string
+		n          int
+	}
+	var groups []*group
+	byCause := map[string]*group{}
+	for _, f := range sum.Failures {
+		c := failureCause(f.Err)
+		g := byCause[c]
+		if g == nil {
+			g = &group{cause: c, key: f.Key}
+			byCause[c] = g
+			groups = append(groups, g)
+		}
+		g.n++
+	}
+	fmt.Fprintf(w, "%d file(s) left out because their tiles failed", sum.Failed)
+	if len(sum.HeldBack) > 0 {
+		fmt.Fprintf(w, " (and %s held back until they are written)", strings.Join(sum.HeldBack, ", "))
+	}
+	fmt.Fprintln(w, "; run the same command again to finish them:")
+	for i, g := range groups {
+		if i == failuresShown {
+			fmt.Fprintf(w, "  … and %d more causes\n", len(groups)-failuresShown)
+			break
+		}
+		fmt.Fprintf(w, "  %s\n    (%d file(s), e.g. %s)\n", g.cause, g.n, g.key)
+	}
+	if int64(len(sum.Failures)) < sum.Failed {
+		fmt.Fprintf(w, "  (only the first %d failures are listed)\n", len(sum.Failures))
+	}
+}
+
+// failureCause is the part of a generation error that names the tile and
+// what failed with it ("tile <coord>: <file or URL>: <reason>"), without
+// the chain of keys that were derived from it; the whole error when it
+// names no tile.
+func failureCause(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "tile "); i == 0 || (i >= 2 && msg[i-2:i] == ": ") {
+		return msg[i:]
+	}
+	return msg
+}
+
+// incompleteError makes a run that left files out end with exit status 3,
+// after writing everything else.
+type incompleteError struct{ n int64 }
+
+func (e incompleteError) Error() string {
+	return fmt.Sprintf("%d file(s) were left out (see above); everything else was written, and a rerun finishes them", e.n)
+}
+func (e incompleteError) ExitCode() int { return 3 }

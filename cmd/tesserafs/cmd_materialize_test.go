@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tesserafs/tesserafs/internal/testtiles"
+	"github.com/tesserafs/tesserafs/materializer"
 )
 
 func readTree(t *testing.T, dir string) map[string][]byte {
@@ -162,3 +163,32 @@ func TestMaterializeBadFlags(t *testing.T) {
 type io_discard struct{}
 
 func (io_discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestReportFailures(t *testing.T) {
+	const url = "http://127.0.0.1:1/global_0.1_degree_representation/2024/grid_0.15_52.05/grid_0.15_52.05.npy"
+	cause := "tile grid_0.15_52.05: npy " + url + ": bytes 0-1048575: 503 Service Unavailable"
+	sum := materializer.Summary{Failed: 3, HeldBack: []string{"2024.zarr/zarr.json"}, Failures: []materializer.Failure{
+		{Key: "2024.zarr/utm30/embeddings/c/4/0/0", Err: errors.New("2024.zarr/utm30/embeddings/c/4/0/0: " + cause)},
+		{Key: "2024.zarr/global_rgb/1/rgb/c/48/1756/0", Err: errors.New("2024.zarr/global_rgb/1/rgb/c/48/1756/0: 2024.zarr/global_rgb/0/rgb/c/97/3512/0: zone 30: " + cause)},
+		{Key: "2024.zarr/utm31/embeddings/c/0/0/0", Err: errors.New("2024.zarr/utm31/embeddings/c/0/0/0: disk on fire")},
+	}}
+	var buf bytes.Buffer
+	reportFailures(&buf, sum)
+	out := buf.String()
+	for _, want := range []string{
+		"3 file(s) left out", "2024.zarr/zarr.json held back", "run the same command again",
+		"  " + cause + "\n    (2 file(s), e.g. 2024.zarr/utm30/embeddings/c/4/0/0)",
+		"disk on fire\n    (1 file(s), e.g. 2024.zarr/utm31/embeddings/c/0/0/0)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, url) != 1 {
+		t.Errorf("the failing URL should be named once (one cause):\n%s", out)
+	}
+	var ie incompleteError
+	if !errors.As(error(incompleteError{3}), &ie) || ie.ExitCode() != 3 {
+		t.Error("an incomplete run must exit 3")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -238,11 +239,21 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 			log.Error("closing the cache", "err", err)
 		}
 	}()
+	// The mount is ready without opening a tile: each tile is checked the
+	// first time a shard needs it, and a bad one fails its shards.
+	o.lazy = true
 	st, err := o.storeOptions.open(ctx, storeWith{Cache: c, Logger: log})
 	if err != nil {
 		return err
 	}
+	// Discovery's garbage (registry pages, listings: hundreds of MB for a
+	// million tiles) goes back to the OS before the mount settles in.
+	debug.FreeOSMemory()
 	cat, skipped := st.Catalogue(), st.Skipped
+	if _, ok := sourceStats(cat); ok {
+		// `cache stats` on this cache then shows the source's counters.
+		c.SetSourceStats(func() cache.SourceStats { ss, _ := sourceStats(cat); return ss })
+	}
 	srv, err := fusefs.Mount(ctx, st.Store, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -256,7 +267,7 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 		years = append(years, fmt.Sprintf("%d.zarr", y.Year))
 	}
 	fmt.Fprintf(stdout, "tesserafs: mounted at %s (ready in %.2fs)\n", mp, time.Since(start).Seconds())
-	fmt.Fprintf(stdout, "  serving %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped\n",
+	fmt.Fprintf(stdout, "  serving %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped; each tile is checked when first read\n",
 		strings.Join(years, ", "), countTiles(cat), countZones(cat), len(skipped))
 	fmt.Fprintf(stdout, "  cache %s: %d entries, %s of %s\n", o.Cache, cs.Entries, fmtBytes(cs.Bytes), fmtBytes(cs.Budget))
 	fmt.Fprintf(stdout, "  to unmount: Ctrl-C or kill %d here, or  fusermount3 -u %s  (as root: umount %s)\n", os.Getpid(), mp, mp)
@@ -278,6 +289,12 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	s, cs := st.Stats(), c.Stats()
 	fmt.Fprintf(stdout, "tesserafs: unmounted %s: %d chunks generated (%s), %d served from the cache; cache %d entries, %s\n",
 		mp, s.Generated, fmtBytes(s.Bytes), s.CacheHits, cs.Entries, fmtBytes(cs.Bytes))
+	if ss, ok := sourceStats(cat); ok {
+		fmt.Fprintf(stdout, "  source %s: %s\n", o.Tiles, fmtSourceStats(ss))
+	}
+	if late := cat.LateProblems(); len(late) > 0 {
+		reportProblems(log, "tile failed when first read (its shards failed)", late)
+	}
 	return nil
 }
 

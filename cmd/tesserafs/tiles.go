@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/pflag"
 
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/cache"
 	"github.com/tesserafs/tesserafs/internal/s3conf"
 	"github.com/tesserafs/tesserafs/internal/source"
 )
@@ -24,6 +26,11 @@ type tileOptions struct {
 	Workers int
 	// SourceCache is the remote block cache's size in bytes.
 	SourceCache int64
+	// Registry is --registry: the registry.parquet to discover from.
+	Registry string
+	// lazy leaves each tile's checks to its first use (the mount); the
+	// other commands check every tile before they start.
+	lazy bool
 }
 
 func (o *tileOptions) register(fs *pflag.FlagSet) {
@@ -32,6 +39,7 @@ func (o *tileOptions) register(fs *pflag.FlagSet) {
 	fs.IntSliceVar(&o.Years, "year", nil, "years to take (default: all found)")
 	fs.IntSliceVar(&o.Zones, "zones", nil, "UTM zones to take, e.g. 30,31 (default: all)")
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "concurrent workers")
+	fs.StringVar(&o.Registry, "registry", "", `registry.parquet to discover the tiles from: a file or URL (default: the tiles root's own, if it has one; "none": list the root)`)
 }
 
 func (o *tileOptions) validate() error {
@@ -77,19 +85,26 @@ func (o *tileOptions) validate() error {
 
 // discover indexes the tiles and reports what it skipped.
 func (o *tileOptions) discover(ctx context.Context) (*index.Catalogue, []index.Problem, error) {
-	if source.IsRemote(o.Tiles) {
-		// Opening checks the URL and the AWS configuration; discovery of a
-		// remote root reads its registry.parquet (issue 9 item 1), which
-		// this build cannot read yet.
-		if _, err := source.OpenWith(ctx, o.Tiles, source.Options{CacheBytes: o.SourceCache}); err != nil {
-			return nil, nil, userError{err}
+	src, err := source.OpenWith(ctx, o.Tiles, source.Options{CacheBytes: o.SourceCache})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, err
 		}
-		return nil, nil, userError{fmt.Errorf("--tiles %s: discovering a remote tiles root needs its registry.parquet, which this build cannot read yet", o.Tiles)}
+		return nil, nil, userError{err}
+	}
+	opts := index.Options{Years: o.Years, Zones: o.Zones, Workers: 4 * o.Workers,
+		LogLimit: problemsShown, Registry: o.Registry, Lazy: o.lazy}
+	if source.IsRemote(o.Registry) {
+		// A registry elsewhere than the root: a source rooted at its
+		// directory opens it.
+		dir := o.Registry[:strings.LastIndex(o.Registry, "/")+1]
+		if opts.RegistrySource, err = source.OpenWith(ctx, dir, source.Options{CacheBytes: o.SourceCache}); err != nil {
+			return nil, nil, userError{fmt.Errorf("--registry %s: %w", o.Registry, err)}
+		}
 	}
 	// Discover logs what it skipped and why (the first problemsShown of
 	// each kind); the commands add only the counts.
-	cat, err := index.Discover(ctx, o.Tiles, index.Options{Years: o.Years, Zones: o.Zones, Workers: 4 * o.Workers,
-		LogLimit: problemsShown})
+	cat, err := index.DiscoverSource(ctx, src, opts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, err
@@ -128,3 +143,25 @@ func (e skippedError) Error() string {
 	return fmt.Sprintf("%d tile(s) were skipped (see the warnings above); everything else was built", e.n)
 }
 func (e skippedError) ExitCode() int { return 3 }
+
+// sourceStats returns what cat's remote source has done; ok is false for
+// local tiles.
+func sourceStats(cat *index.Catalogue) (cache.SourceStats, bool) {
+	if cat == nil || cat.Source == nil {
+		return cache.SourceStats{}, false
+	}
+	s, ok := source.StatsOf(cat.Source)
+	if !ok {
+		return cache.SourceStats{}, false
+	}
+	return cache.SourceStats{Requests: s.Requests, Retries: s.Retries, BytesFetched: s.BytesFetched,
+		BlockHits: s.BlockHits, BlockMisses: s.BlockMisses, BlockBytes: s.CacheBytes, BlockLimit: s.CacheLimit,
+		Failures: s.Failures}, true
+}
+
+// fmtSourceStats is one line on what a remote source did.
+func fmtSourceStats(s cache.SourceStats) string {
+	return fmt.Sprintf("%d requests (%d retries, %d failed reads), %s fetched; blocks: %d hits, %d fetched, %s of %s cached",
+		s.Requests, s.Retries, s.Failures, fmtBytes(s.BytesFetched), s.BlockHits, s.BlockMisses,
+		fmtBytes(s.BlockBytes), fmtBytes(s.BlockLimit))
+}

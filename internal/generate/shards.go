@@ -76,12 +76,33 @@ func (w *Worker) shardWindows(z *index.ZoneGrid, i, j int) []window {
 }
 
 // Inputs lists the source files a shard of zone z at (i, j) is built from,
-// for the cache fingerprint: every input of every overlapping tile.
+// for the cache fingerprint: every input of every overlapping tile. Tiles
+// not yet checked (a Lazy discovery) are checked first, in parallel: their
+// stamps are those of the files the check opened. A tile that fails its
+// check contributes a stamp no file has (size −1), so the fingerprint
+// matches no cache entry and generation fails on that tile by name.
 func Inputs(z *index.ZoneGrid, i, j int) []index.FileStamp {
 	sr, sc := i*ShardSize, j*ShardSize
+	return TileInputs(z.Overlapping(sr, sc, sr+ShardSize, sc+ShardSize))
+}
+
+// TileInputs lists the inputs of the placed tiles, checking them first
+// (see Inputs).
+func TileInputs(ps []index.Placement) []index.FileStamp {
+	tiles := make([]*index.Tile, len(ps))
+	for k, p := range ps {
+		tiles[k] = p.Tile
+	}
+	// Fingerprints are asked for without a context (Stat, PinCached): a
+	// check is a few header reads, bounded by the source's own timeouts.
+	index.CheckTiles(context.Background(), tiles)
 	var in []index.FileStamp
-	for _, p := range z.Overlapping(sr, sc, sr+ShardSize, sc+ShardSize) {
-		in = append(in, p.Tile.Inputs...)
+	for _, t := range tiles {
+		if err := t.Check(context.Background()); err != nil {
+			in = append(in, index.FileStamp{Path: t.Embeddings, Size: -1})
+			continue
+		}
+		in = append(in, t.Inputs...)
 	}
 	return in
 }
@@ -92,6 +113,11 @@ func Inputs(z *index.ZoneGrid, i, j int) []index.FileStamp {
 // is checked on its first read (size, ETag), a local one at once with the
 // open file's own fstat, so a file replaced after the check cannot slip in.
 func (w *Worker) openChecked(ctx context.Context, t *index.Tile, path string) (*npy.File, prefetcher, error) {
+	// A tile of a lazy discovery (the mount) is checked on first use;
+	// a bad one fails here, by name, every time.
+	if err := t.Check(ctx); err != nil {
+		return nil, nil, err
+	}
 	want := index.FileStamp{Path: path, Size: -1}
 	for _, s := range t.Inputs {
 		if s.Path == path {

@@ -312,6 +312,17 @@ type Info struct {
 // system calls (open, fstat, pread, close).
 func Stat(path string) (Info, error) { return stat(path) }
 
+// CheckAt checks the .npy file r of the given size exactly as Open does
+// (header, dtype, order, length), for files read through something other
+// than the local file system; errors are *fs.PathError naming path.
+func CheckAt(r io.ReaderAt, size int64, path string) (Header, error) {
+	h, _, err := checkFile(r, size)
+	if err != nil {
+		return Header{}, &fs.PathError{Op: "npy", Path: path, Err: err}
+	}
+	return h, nil
+}
+
 // checkMode rejects what is not a regular file.
 func checkMode(m fs.FileMode) error {
 	switch {

@@ -61,7 +61,8 @@ type Remote struct {
 
 	requests, retries, fetched, hits, misses, failures atomic.Int64
 
-	mu     sync.Mutex // guards the block cache below
+	mu     sync.Mutex          // guards the block cache below, and warned
+	warned map[string]struct{} // URLs whose failure was logged
 	blocks map[blockKey]*block
 	lru    *list.List // of *block, ready ones only; front = most recent
 	used   int64
@@ -86,7 +87,7 @@ type block struct {
 
 func newRemote(be backend, opts Options) *Remote {
 	return &Remote{be: be, opts: opts, sem: make(chan struct{}, opts.Parallel),
-		blocks: map[blockKey]*block{}, lru: list.New()}
+		blocks: map[blockKey]*block{}, lru: list.New(), warned: map[string]struct{}{}}
 }
 
 func (r *Remote) String() string         { return r.be.root() }
@@ -254,7 +255,12 @@ func (r *Remote) get(ctx context.Context, f *file, b0, b1 int64) ([][]byte, erro
 			return nil, e.err
 		}
 		if et := f.adoptETag(e.etag); et != e.etag {
-			return nil, fmt.Errorf("%s: %w: cached block has ETag %s, the file %s", f.stamp.Path, errIntegrity, e.etag, et)
+			// The server answered with another version than the one
+			// cached: the cached blocks are stale. Fail this read (its
+			// bytes would mix versions) and drop them, so that the next
+			// read fetches the current version whole.
+			r.dropStale(f.key, et)
+			return nil, fmt.Errorf("%s: %w: cached block has ETag %s, the server now %s (the file was replaced; its cached blocks are dropped)", f.stamp.Path, errIntegrity, e.etag, et)
 		}
 		data[i] = e.data
 	}
@@ -279,6 +285,10 @@ func (r *Remote) fetchRun(ctx context.Context, f *file, run []int64, es []*block
 	off := run[0] * bs
 	data, err := r.fetch(ctx, f, off, int64(len(run))*bs)
 	etag := f.Stamp().ETag
+	var rep *replacedError
+	if errors.As(err, &rep) {
+		r.dropStale(f.key, rep.now)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := range run {
@@ -314,6 +324,31 @@ func (r *Remote) put(f *file, b0 int64, data []byte) {
 		r.insertLocked(e)
 	}
 }
+
+// dropStale removes the cached blocks of file key whose ETag is not etag:
+// blocks of a version the server no longer has.
+func (r *Remote) dropStale(key, etag string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, e := range r.blocks {
+		if k.file != key || e.el == nil || e.etag == etag {
+			continue
+		}
+		r.lru.Remove(e.el)
+		e.el = nil
+		delete(r.blocks, k)
+		r.used -= int64(len(e.data))
+	}
+}
+
+// replacedError is an answer whose ETag differs from the one the file was
+// first read (or indexed) with.
+type replacedError struct{ was, now string }
+
+func (e *replacedError) Error() string {
+	return fmt.Sprintf("%v: ETag %s, first read as %s (the file was replaced)", errIntegrity, e.now, e.was)
+}
+func (e *replacedError) Unwrap() error { return errIntegrity }
 
 func (r *Remote) insertLocked(e *block) {
 	e.el = r.lru.PushFront(e)
@@ -366,11 +401,47 @@ func (r *Remote) fetch(ctx context.Context, f *file, off, n int64) ([]byte, erro
 		}
 	}
 	r.failures.Add(1)
-	if !errors.Is(last, fs.ErrNotExist) {
-		r.opts.Logger.Warn("remote read failed", "url", name, "offset", off, "bytes", n, "error", last)
+	err := fmt.Errorf("%s: bytes %d-%d: %w", name, off, off+n-1, last)
+	if errors.Is(last, fs.ErrNotExist) {
+		return nil, err // not logged here: the caller says what was missing
 	}
-	return nil, fmt.Errorf("%s: bytes %d-%d: %w", name, off, off+n-1, last)
+	if r.firstFailure(name) {
+		r.opts.Logger.Warn("remote read failed", "url", name, "offset", off, "bytes", n, "error", last)
+	} else {
+		r.opts.Logger.Debug("remote read failed again", "url", name, "offset", off, "bytes", n, "error", last)
+	}
+	return nil, &ReportedError{err: err}
 }
+
+// maxWarned bounds the URLs remembered as already reported; beyond it
+// every failure is logged.
+const maxWarned = 4096
+
+// firstFailure reports whether url has not failed before in this session
+// (or too many others have), and remembers it.
+func (r *Remote) firstFailure(url string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.warned[url]; ok {
+		return false
+	}
+	if len(r.warned) < maxWarned {
+		r.warned[url] = struct{}{}
+	}
+	return true
+}
+
+// ReportedError is a read that failed after retries or checks and has
+// been logged, naming its URL, by the source (once per URL and session):
+// callers that log errors may log it at debug level only, so that a
+// failing remote tile gives one warning however many reads it fails.
+type ReportedError struct{ err error }
+
+func (e *ReportedError) Error() string { return e.err.Error() }
+func (e *ReportedError) Unwrap() error { return e.err }
+
+// Reported marks the error as already logged.
+func (e *ReportedError) Reported() bool { return true }
 
 // backoff is the wait before attempt (1, 2, …): exponential with full
 // jitter around the mean, at least what Retry-After asked, at most
@@ -426,7 +497,7 @@ func (r *Remote) fetchOnce(ctx context.Context, f *file, off, n int64) ([]byte, 
 	case want.Size >= 0 && resp.total != want.Size:
 		return bad("size %d, indexed as %d", resp.total, want.Size)
 	case want.ETag != "" && resp.etag != "" && resp.etag != want.ETag:
-		return bad("ETag %s, indexed as %s (the file was replaced)", resp.etag, want.ETag)
+		return nil, &replacedError{was: want.ETag, now: resp.etag}
 	}
 	buf := make([]byte, resp.last-resp.first+1)
 	for got := 0; got < len(buf); {
@@ -452,7 +523,7 @@ func (r *Remote) fetchOnce(ctx context.Context, f *file, off, n int64) ([]byte, 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stamp.ETag != "" && resp.etag != "" && resp.etag != f.stamp.ETag {
-		return bad("ETag changed from %s to %s while reading (the file was replaced)", f.stamp.ETag, resp.etag)
+		return nil, &replacedError{was: f.stamp.ETag, now: resp.etag}
 	}
 	if f.stamp.Size < 0 {
 		f.stamp.Size, f.stamp.ModTime = resp.total, resp.modTime

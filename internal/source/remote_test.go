@@ -87,19 +87,19 @@ func TestRemoteReadsMatchDisk(t *testing.T) {
 
 	// Every fault, on the first attempt of every distinct request: the
 	// bytes must come out identical after retries.
-	for _, f := range []fault{pass, drop, reset, truncate, status503, status429, stall} {
+	for _, f := range []testservers.Fault{testservers.Pass, testservers.Drop, testservers.Reset, testservers.Truncate, testservers.Status503, testservers.Status429, testservers.Stall} {
 		t.Run("transient-"+f.String(), func(t *testing.T) {
 			var seen sync.Map
-			p := &faultProxy{upstream: base, plan: func(_ int64, r *http.Request) fault {
+			p := &testservers.FaultProxy{Upstream: base, Plan: func(_ int64, r *http.Request) testservers.Fault {
 				if _, again := seen.LoadOrStore(r.URL.Path+" "+r.Header.Get("Range"), true); again {
-					return pass
+					return testservers.Pass
 				}
-				if f == status429 && !strings.HasSuffix(r.URL.Path, ".tiff") {
-					return pass // one Retry-After wait is enough to show it
+				if f == testservers.Status429 && !strings.HasSuffix(r.URL.Path, ".tiff") {
+					return testservers.Pass // one Retry-After wait is enough to show it
 				}
 				return f
 			}}
-			src, err := OpenWith(ctx, startProxy(t, p), testOpts())
+			src, err := OpenWith(ctx, testservers.StartFaultProxy(t, p), testOpts())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -111,11 +111,11 @@ func TestRemoteReadsMatchDisk(t *testing.T) {
 				}
 			}
 			st, _ := StatsOf(src)
-			t.Logf("%s: %d requests, %d retries, %d faults injected, %d bytes in %v", f, st.Requests, st.Retries, p.count(f), st.BytesFetched, time.Since(start).Round(time.Millisecond))
-			if f != pass && (st.Retries == 0 || p.count(f) == 0) {
+			t.Logf("%s: %d requests, %d retries, %d faults injected, %d bytes in %v", f, st.Requests, st.Retries, p.Count(f), st.BytesFetched, time.Since(start).Round(time.Millisecond))
+			if f != testservers.Pass && (st.Retries == 0 || p.Count(f) == 0) {
 				t.Fatalf("no fault was injected or retried")
 			}
-			if f == status429 && time.Since(start) < time.Second {
+			if f == testservers.Status429 && time.Since(start) < time.Second {
 				t.Fatalf("Retry-After: 1 not honoured (%v)", time.Since(start))
 			}
 		})
@@ -124,20 +124,20 @@ func TestRemoteReadsMatchDisk(t *testing.T) {
 	// A fault on every request of one file: that file fails by URL, the
 	// others are read, and once the fault is gone the file reads right
 	// (nothing wrong was cached).
-	for _, f := range []fault{drop, reset, truncate, status503, lieRange, lieTotal, notModified} {
+	for _, f := range []testservers.Fault{testservers.Drop, testservers.Reset, testservers.Truncate, testservers.Status503, testservers.LieRange, testservers.LieTotal, testservers.IgnoreRange} {
 		t.Run("persistent-"+f.String(), func(t *testing.T) {
 			bad := "/" + filepath.ToSlash(files[0])
 			var on sync.Mutex
 			broken := true
-			p := &faultProxy{upstream: base, plan: func(_ int64, r *http.Request) fault {
+			p := &testservers.FaultProxy{Upstream: base, Plan: func(_ int64, r *http.Request) testservers.Fault {
 				on.Lock()
 				defer on.Unlock()
 				if broken && r.URL.Path == bad {
 					return f
 				}
-				return pass
+				return testservers.Pass
 			}}
-			src, err := OpenWith(ctx, startProxy(t, p), testOpts())
+			src, err := OpenWith(ctx, testservers.StartFaultProxy(t, p), testOpts())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,14 +146,14 @@ func TestRemoteReadsMatchDisk(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), src.Path(filepath.ToSlash(files[0]))) {
 				t.Fatalf("reading %s through a proxy that always answers %s: err = %v, want an error naming the URL", bad, f, err)
 			}
-			integrity := f == lieRange || f == lieTotal || f == notModified
+			integrity := f == testservers.LieRange || f == testservers.LieTotal || f == testservers.IgnoreRange
 			if integrity != errors.Is(err, errIntegrity) {
 				t.Fatalf("%s: error %v, integrity failure = %v", f, err, errors.Is(err, errIntegrity))
 			}
-			if integrity && p.count(f) != 1 {
-				t.Fatalf("%s answered %d times: an integrity failure must not be retried", f, p.count(f))
+			if integrity && p.Count(f) != 1 {
+				t.Fatalf("%s answered %d times: an integrity failure must not be retried", f, p.Count(f))
 			}
-			t.Logf("%s: %v (%d answers)", f, err, p.count(f))
+			t.Logf("%s: %v (%d answers)", f, err, p.Count(f))
 			for _, rel := range files[1:] {
 				if err := readAll(ctx, src, root, rel, rng, false); err != nil {
 					t.Fatalf("%s: %v", rel, err)
@@ -216,5 +216,63 @@ func TestRemoteChecksIndexedStamp(t *testing.T) {
 				t.Fatal("bytes differ")
 			}
 		})
+	}
+}
+
+// TestRemoteReplacedFile replaces a file on the server by another of the
+// same size (no sha256 known, no ETag indexed) while its first half is in
+// the block cache. A read that needs both halves must fail as an
+// integrity error naming the URL rather than mix the versions, the stale
+// blocks must be dropped, and the next read must give the new file whole.
+func TestRemoteReplacedFile(t *testing.T) {
+	dir := t.TempDir()
+	const size = 1 << 20
+	old, now := make([]byte, size), make([]byte, size)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range old {
+		old[i], now[i] = byte(rng.Uint32()), byte(rng.Uint32())
+	}
+	path := filepath.Join(dir, "f.npy")
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	src, err := OpenWith(ctx, testservers.Nginx(t, dir), testOpts()) // 256 KiB blocks
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := src.(*Remote)
+	stamp := index.FileStamp{Path: src.Path("f.npy"), Size: size}
+	read := func(off, n int64) ([]byte, error) {
+		f, err := r.OpenStamp(ctx, stamp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, n)
+		_, err = f.ReadAt(buf, off)
+		return buf, err
+	}
+	if b, err := read(0, size/2); err != nil || !bytes.Equal(b, old[:size/2]) {
+		t.Fatalf("first half of the old file: err %v, equal %v", err, bytes.Equal(b, old[:size/2]))
+	}
+	// nginx's ETag is mtime and size: give the new version another mtime.
+	if err := os.WriteFile(path, now, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	_, err = read(0, size)
+	if !errors.Is(err, errIntegrity) || !strings.Contains(err.Error(), stamp.Path) {
+		t.Fatalf("reading across the cached old half and the new rest: err = %v, want an integrity error naming %s", err, stamp.Path)
+	}
+	t.Logf("mixed read: %v", err)
+	if b, err := read(0, size); err != nil || !bytes.Equal(b, now) {
+		t.Fatalf("the next read: err %v, new file %v, old file %v", err, bytes.Equal(b, now), bytes.Equal(b, old))
+	}
+	// Only the new version's blocks are cached now.
+	if st := r.Stats(); st.CacheBytes != size {
+		t.Errorf("%d bytes cached, want the new file's %d", st.CacheBytes, size)
 	}
 }

@@ -117,12 +117,14 @@ func (gs *globalSource) Inputs(c []int) []index.FileStamp {
 		return in
 	}
 	var zones []*index.ZoneGrid
+	var placed []index.Placement
 	for _, t := range idx.Tiles(generate.GlobalChunkBox(gs.level, c[0], c[1])) {
-		in = append(in, t.Placement.Tile.Inputs...)
+		placed = append(placed, t.Placement)
 		if len(zones) == 0 || zones[len(zones)-1] != t.Zone {
 			zones = append(zones, t.Zone)
 		}
 	}
+	in = append(in, generate.TileInputs(placed)...) // checks tiles of a Lazy discovery
 	if gs.s.opts.Build.Stretch == "global" && len(zones) > 0 {
 		zones = zones[:1] // one sample for the whole year
 	}

@@ -14,63 +14,102 @@ import (
 // lookup). Deciding reads the scales and landmasks of the shard's tiles,
 // never their embeddings, and nothing is generated; each answer is
 // computed once per store, on first asking, so a mount is ready as soon as
-// the index is and lists a zone only when someone looks.
+// the index is and lists a zone only when someone looks. Only the shards
+// asked about are remembered (the zone's shards themselves are its bitset,
+// index.ZoneGrid.HasShard).
 type occupancy struct {
-	shards  []index.ShardIndex // the zone's tile-touched shards, row-major
-	state   []atomic.Uint32    // per shard: unknown, absent or present
 	check   func(sh index.ShardIndex) (bool, error)
 	workers int
+
+	mu    sync.Mutex
+	known map[index.ShardIndex]bool // decided: exists or not
 }
 
-const (
-	occUnknown uint32 = iota
-	occAbsent
-	occPresent
-)
+// listBatch bounds the shards decided at once while listing a zone's rows.
+const listBatch = 1024
 
-func newOccupancy(shards []index.ShardIndex, workers int, check func(index.ShardIndex) (bool, error)) *occupancy {
-	return &occupancy{shards: shards, state: make([]atomic.Uint32, len(shards)), check: check, workers: max(workers, 1)}
+func newOccupancy(workers int, check func(index.ShardIndex) (bool, error)) *occupancy {
+	return &occupancy{check: check, workers: max(workers, 1), known: map[index.ShardIndex]bool{}}
 }
 
-// has reports whether shard k (an index into shards) exists. A shard whose
-// sources cannot be read counts as present, not remembered: reading it
-// then reports the error instead of a listing silently hiding it.
-func (o *occupancy) has(k int) bool {
-	switch o.state[k].Load() {
-	case occAbsent:
-		return false
-	case occPresent:
-		return true
+// has reports whether tile-touched shard sh exists. A shard whose sources
+// cannot be read counts as present, not remembered: reading it then
+// reports the error instead of a listing silently hiding it.
+func (o *occupancy) has(sh index.ShardIndex) bool {
+	o.mu.Lock()
+	ok, known := o.known[sh]
+	o.mu.Unlock()
+	if known {
+		return ok
 	}
-	ok, err := o.check(o.shards[k])
+	ok, err := o.check(sh)
 	if err != nil {
 		return true
 	}
-	if ok {
-		o.state[k].Store(occPresent)
-	} else {
-		o.state[k].Store(occAbsent)
-	}
+	o.mu.Lock()
+	o.known[sh] = ok
+	o.mu.Unlock()
 	return ok
 }
 
-// ensure decides shards [lo, hi) not yet known, with up to o.workers
+// ensure decides the shards of shs not yet known, with up to o.workers
 // goroutines: listing a zone's chunk directory reads the scales of every
 // shard of the zone (or of one row).
-func (o *occupancy) ensure(lo, hi int) {
+func (o *occupancy) ensure(shs []index.ShardIndex) {
 	var next atomic.Int64
-	next.Store(int64(lo))
 	var wg sync.WaitGroup
-	for range min(o.workers, hi-lo) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := int(next.Add(1) - 1); k < hi; k = int(next.Add(1) - 1) {
-				o.has(k)
+	for range min(o.workers, len(shs)) {
+		wg.Go(func() {
+			for k := int(next.Add(1) - 1); k < len(shs); k = int(next.Add(1) - 1) {
+				o.has(shs[k])
 			}
-		}()
+		})
 	}
 	wg.Wait()
+}
+
+// row returns the columns of cols (the tile-touched shards of row i) whose
+// shard exists.
+func (o *occupancy) row(i int, cols []int) []int {
+	shs := make([]index.ShardIndex, len(cols))
+	for k, j := range cols {
+		shs[k] = index.ShardIndex{Row: i, Col: j}
+	}
+	o.ensure(shs)
+	var out []int
+	for _, sh := range shs {
+		if o.has(sh) {
+			out = append(out, sh.Col)
+		}
+	}
+	return out
+}
+
+// rows returns the rows of rows (those holding a tile-touched shard, whose
+// columns cols lists) that hold a shard that exists, deciding up to
+// listBatch shards at a time.
+func (o *occupancy) rows(rows []int, cols func(i int) []int) []int {
+	var out []int
+	var batch []index.ShardIndex
+	flush := func() {
+		o.ensure(batch)
+		for _, sh := range batch { // row-major
+			if (len(out) == 0 || out[len(out)-1] != sh.Row) && o.has(sh) {
+				out = append(out, sh.Row)
+			}
+		}
+		batch = batch[:0]
+	}
+	for _, i := range rows {
+		for _, j := range cols(i) {
+			batch = append(batch, index.ShardIndex{Row: i, Col: j})
+		}
+		if len(batch) >= listBatch {
+			flush()
+		}
+	}
+	flush()
+	return out
 }
 
 // probe decides whether shard sh of zone z has a finite scale, with a

@@ -147,9 +147,9 @@ func (r *rgbSource) Inputs(c []int) []index.FileStamp {
 func (*rgbSource) derived() {}
 
 // rgbArray is the rgb array of zone z.
-func (s *Store) rgbArray(z *index.ZoneGrid, shards []index.ShardIndex, occ *occupancy) *arrayNode {
+func (s *Store) rgbArray(z *index.ZoneGrid, occ *occupancy) *arrayNode {
 	src := &rgbSource{
-		shardSource: &shardSource{zone: z, shards: shards, occ: occ, trailing: true,
+		shardSource: &shardSource{zone: z, occ: occ, trailing: true,
 			gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
 				st, err := s.stretch(w, z)
 				if err != nil {

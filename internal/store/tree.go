@@ -182,8 +182,7 @@ func (r resolved) isDir() bool {
 // as for embeddings (band) and rgb (rgba).
 type shardSource struct {
 	zone     *index.ZoneGrid
-	shards   []index.ShardIndex // sorted row-major
-	occ      *occupancy         // nil: every tile-touched shard exists
+	occ      *occupancy // nil: every tile-touched shard exists
 	trailing bool
 	gen      func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error)
 }
@@ -195,41 +194,24 @@ func (s *shardSource) Dims() int {
 	return 2
 }
 
-// rowRange returns the positions [lo, hi) in s.shards of row i.
-func (s *shardSource) rowRange(i int) (lo, hi int) {
-	lo, _ = slices.BinarySearchFunc(s.shards, i, func(x index.ShardIndex, r int) int { return x.Row - r })
-	hi, _ = slices.BinarySearchFunc(s.shards, i+1, func(x index.ShardIndex, r int) int { return x.Row - r })
-	return lo, hi
-}
-
-// exists reports whether the tile-touched shard at position k exists.
-func (s *shardSource) exists(k int) bool { return s.occ == nil || s.occ.has(k) }
+// The shards are the zone's shard bitset (index.ZoneGrid.HasShard,
+// ShardRows, ShardCols), not a list: a million tiles touch twelve million.
+// With occ, only those of them that hold a finite scale exist.
 
 func (s *shardSource) List(prefix []int) []int {
 	switch len(prefix) {
 	case 0:
-		if s.occ != nil {
-			s.occ.ensure(0, len(s.shards))
+		rows := s.zone.ShardRows(generate.ShardSize)
+		if s.occ == nil {
+			return rows
 		}
-		var rows []int
-		for k, x := range s.shards {
-			if (len(rows) == 0 || rows[len(rows)-1] != x.Row) && s.exists(k) {
-				rows = append(rows, x.Row)
-			}
-		}
-		return rows
+		return s.occ.rows(rows, func(i int) []int { return s.zone.ShardCols(generate.ShardSize, i) })
 	case 1:
-		lo, hi := s.rowRange(prefix[0])
-		if s.occ != nil {
-			s.occ.ensure(lo, hi)
+		cols := s.zone.ShardCols(generate.ShardSize, prefix[0])
+		if s.occ == nil {
+			return cols
 		}
-		var cols []int
-		for k := lo; k < hi; k++ {
-			if s.exists(k) {
-				cols = append(cols, s.shards[k].Col)
-			}
-		}
-		return cols
+		return s.occ.row(prefix[0], cols)
 	default:
 		if s.Has(append(slices.Clone(prefix), 0)) {
 			return []int{0}
@@ -242,9 +224,10 @@ func (s *shardSource) Has(c []int) bool {
 	if len(c) != s.Dims() || (s.trailing && c[2] != 0) {
 		return false
 	}
-	lo, hi := s.rowRange(c[0])
-	k, ok := slices.BinarySearchFunc(s.shards[lo:hi], c[1], func(x index.ShardIndex, col int) int { return x.Col - col })
-	return ok && s.exists(lo+k)
+	if !s.zone.HasShard(generate.ShardSize, c[0], c[1]) {
+		return false
+	}
+	return s.occ == nil || s.occ.has(index.ShardIndex{Row: c[0], Col: c[1]})
 }
 
 func (s *shardSource) Inputs(c []int) []index.FileStamp {

@@ -27,8 +27,9 @@ var (
 
 // version names the tiles' format beyond the synth code itself (whose
 // source hash is part of every key, see synth.SourceHash): bump it when
-// something synth calls (npy, landmask writers) changes what it writes.
-const version = "synth-2"
+// something synth calls (npy, landmask, registry writers) changes what it
+// writes, so stale tiles of an earlier run are not reused.
+const version = "synth-3"
 
 // Root returns a tiles root holding the named preset for Year. Tests must
 // treat it as read-only; one that changes tiles copies them first.

@@ -1,6 +1,7 @@
 package viewer_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -8,29 +9,33 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"io/fs"
 	"math"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/twpayne/go-proj/v11"
 
 	"github.com/tesserafs/tesserafs/index"
-	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/synth"
-	"github.com/tesserafs/tesserafs/internal/testservers"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/internal/viewer"
-	"github.com/tesserafs/tesserafs/materializer"
 )
 
 var screenshot = flag.String("screenshot", "", "write a screenshot of the viewer (a pick shown) to this PNG file, e.g. ../../docs/viewer.png")
@@ -101,10 +106,13 @@ func (v view) lonLat(x, y int) (lon, lat float64) {
 	return lon0 + (float64(x)+0.5)*v.dpp, lat0 - (float64(y)+0.5)*v.dpp
 }
 
-// TestViewerInChromium serves a materialized synthetic store and the
-// viewer with nginx, opens the page in headless Chromium over CDP, checks
-// the drawn canvas against the synthetic oracle in global_rgb and zone mode,
-// then clicks pixels and checks the plotted embedding.
+// TestViewerInChromium runs what users run: `tesserafs serve`, built from
+// this module (with the viewer embedded), over the synthetic "test" tiles,
+// generating shards on demand. It opens the page in headless Chromium over
+// CDP, checks the drawn canvas against the synthetic oracle in global_rgb
+// and zone mode, pans and zooms, clicks pixels and checks the plotted
+// embedding, and checks that every request the page made went to the
+// server's loopback origin (nothing from the internet).
 func TestViewerInChromium(t *testing.T) {
 	if !viewer.Built() {
 		if os.Getenv("TESSERAFS_REQUIRE_SERVERS") == "1" {
@@ -115,35 +123,29 @@ func TestViewerInChromium(t *testing.T) {
 	chromium := findChromium(t)
 	ctx := context.Background()
 
-	// The store: the "test" preset, materialized, plus the viewer's files.
+	// The server: `tesserafs serve` on the "test" preset, a fresh cache.
 	tilesRoot := testtiles.Root(t, "test")
 	cat, err := index.Discover(ctx, tilesRoot, index.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.New(cat, store.Options{Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	start := time.Now()
-	if _, err := materializer.Run(ctx, st, out, materializer.Options{Workers: 2}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("materialized the test preset in %.1fs", time.Since(start).Seconds())
-	if err := fs.WalkDir(viewer.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(viewer.FS(), p)
+	base := startServe(t, buildTesserafs(t),
+		"--tiles", tilesRoot, "--cache", filepath.Join(t.TempDir(), "cache"), "--cache-size", "1GiB", "--workers", "2")
+	// The binary must serve the bundle this test was built with, not the
+	// placeholder or an older build.
+	for _, name := range []string{"index.html", "app.js"} {
+		want, err := fs.ReadFile(viewer.FS(), name)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		return os.WriteFile(filepath.Join(out, p), b, 0o644)
-	}); err != nil {
-		t.Fatal(err)
+		path := "/" + name
+		if name == "index.html" {
+			path = "/"
+		}
+		if got := get(t, base+path); !bytes.Equal(got, want) {
+			t.Fatalf("GET %s: %d bytes differ from the embedded viewer's %s (%d bytes)", path, len(got), name, len(want))
+		}
 	}
-	base := testservers.Nginx(t, out)
 
 	specs, err := synth.Preset("test")
 	if err != nil {
@@ -172,8 +174,30 @@ func TestViewerInChromium(t *testing.T) {
 	)
 	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelA()
-	bctx, cancelB := chromedp.NewContext(actx)
+	// Every request of the page, recorded from the first event on
+	// (WithListener), checked when the test ends however it ends.
+	var requests []string
+	var reqMu sync.Mutex
+	bctx, cancelB := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
+		var u string
+		switch e := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			u = e.Request.URL
+		case *network.EventWebSocketCreated:
+			u = e.URL
+		default:
+			return
+		}
+		reqMu.Lock()
+		requests = append(requests, u)
+		reqMu.Unlock()
+	}))
 	defer cancelB()
+	defer func() {
+		reqMu.Lock()
+		defer reqMu.Unlock()
+		checkSameOrigin(t, base, requests)
+	}()
 	bctx, cancelT := context.WithTimeout(bctx, 4*time.Minute)
 	defer cancelT()
 	var exceptions []string // from the browser's goroutine, read after Run returns
@@ -555,4 +579,177 @@ func exceptionDesc(d *runtime.ExceptionDetails) string {
 		return d.Exception.Description
 	}
 	return ""
+}
+
+// buildTesserafs builds cmd/tesserafs of this module, as `make build` does,
+// into a temporary directory: the binary embeds the same viewer bundle as
+// this test (go test puts its own go first on PATH). No VCS stamp: the
+// checkout may belong to another user, which git refuses to read.
+func buildTesserafs(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("building tesserafs: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "tesserafs")
+	start := time.Now()
+	cmd := exec.Command(goBin, "build", "-buildvcs=false", "-o", bin, "github.com/tesserafs/tesserafs/cmd/tesserafs")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/tesserafs: %v\n%s", err, out)
+	}
+	t.Logf("built tesserafs in %.1fs", time.Since(start).Seconds())
+	return bin
+}
+
+// lockedBuffer collects a child process's output.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServe starts `bin serve` on a free loopback port and returns its
+// base URL (http://127.0.0.1:PORT) once it prints that it is serving. At the
+// end of the test it gets SIGTERM and must exit 0 with its summary, as it
+// does for a user's Ctrl-C.
+func startServe(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	out := &lockedBuffer{}
+	pr, pw := io.Pipe()
+	cmd.Stdout = io.MultiWriter(out, pw)
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s serve: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { err := cmd.Wait(); pw.Close(); exited <- err }()
+	ready := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`^tesserafs: serving (http://127\.0\.0\.1:\d+)/`)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil && len(ready) == 0 {
+				ready <- m[1]
+			}
+		}
+		io.Copy(io.Discard, pr) // a line too long for the scanner: keep draining
+	}()
+	t.Cleanup(func() {
+		select {
+		case err := <-exited:
+			t.Errorf("serve exited during the test (%v):\n%s", err, out.String())
+			return
+		default:
+		}
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Errorf("SIGTERM to serve: %v", err)
+		}
+		select {
+		case err := <-exited:
+			if err != nil || !strings.Contains(out.String(), "tesserafs: stopped serving") {
+				t.Errorf("serve after SIGTERM: %v\n%s", err, out.String())
+			}
+		case <-time.After(40 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("serve still running 40 s after SIGTERM, killed:\n%s", out.String())
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(line, "tesserafs: stopped serving") {
+				t.Log(line)
+			}
+		}
+	})
+	select {
+	case u := <-ready:
+		return u
+	case err := <-exited:
+		exited <- err // for the cleanup
+		t.Fatalf("serve exited before it was ready (%v):\n%s", err, out.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve not ready after 60 s:\n%s", out.String())
+	}
+	return ""
+}
+
+// get fetches url and fails the test unless it answers 200.
+func get(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", u, resp.Status, err)
+	}
+	return b
+}
+
+// checkSameOrigin checks that every request the page made went to base, a
+// loopback origin, and that the record is not empty: the page, its script,
+// the catalog and chunks of each kind the test views must be among them.
+func checkSameOrigin(t *testing.T, base string, requests []string) {
+	t.Helper()
+	bu, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := net.ParseIP(bu.Hostname()); ip == nil || !ip.IsLoopback() {
+		t.Fatalf("served origin %s is not a loopback address", base)
+	}
+	paths := map[string]int{}
+	var outside []string
+	for _, r := range requests {
+		u, err := url.Parse(r)
+		if err != nil || u.Scheme != bu.Scheme || u.Host != bu.Host {
+			outside = append(outside, r)
+			continue
+		}
+		paths[u.Path]++
+	}
+	for i, r := range outside {
+		if i == 10 {
+			t.Errorf("… and %d more requests outside %s", len(outside)-i, base)
+			break
+		}
+		t.Errorf("the page requested %.200s, outside the served origin %s", r, base)
+	}
+	// The chunk requests by kind: one year, global_rgb levels and zones.
+	kind := regexp.MustCompile(`^/\d{4}\.zarr/(global_rgb|utm\d\d/(?:rgb|embeddings|scales))/.*?\bc/`)
+	counts := map[string]int{}
+	for p, n := range paths {
+		if m := kind.FindStringSubmatch(p); m != nil {
+			k := m[1]
+			if i := strings.IndexByte(k, '/'); i >= 0 {
+				k = k[i+1:] // a zone's array
+			}
+			counts[k] += n
+		}
+	}
+	t.Logf("%d requests by the page, %d distinct paths, %d outside %s; chunk requests %v", len(requests), len(paths), len(outside), base, counts)
+	for _, p := range []string{"/", "/app.js", "/catalog.json", fmt.Sprintf("/%d.zarr/zarr.json", testtiles.Year)} {
+		if paths[p] == 0 {
+			t.Errorf("no request for %s recorded: the record misses requests", p)
+		}
+	}
+	for _, k := range []string{"global_rgb", "rgb", "embeddings", "scales"} {
+		if counts[k] == 0 && !t.Failed() {
+			t.Errorf("no %s chunk request recorded: the record misses requests", k)
+		}
+	}
 }
