@@ -81,6 +81,13 @@ func TestMaterializeBadTiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The reference is listed, not read from the registry it was copied
+	// with, which still names the tiles it no longer has.
+	for _, f := range []string{"registry.parquet", "landmasks.parquet"} {
+		if err := os.Remove(filepath.Join(ref, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// An unreadable landmask means all land plus a warning: the same as no
 	// landmask at all.
 	if err := os.WriteFile(mask(bad, "grid_-0.05_85.05"), []byte("II*\x00garbage"), 0o644); err != nil {
@@ -145,7 +152,7 @@ func TestMaterializeBadFlags(t *testing.T) {
 		{"zero workers", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles}}, Out: t.TempDir()}, "--workers 0"},
 		{"bad zone", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Zones: []int{61}}}, Out: t.TempDir()}, "not a UTM zone"},
 		{"bad year", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{24}}}, Out: t.TempDir()}, "not a plausible year"},
-		{"no such year", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{2019}}}, Out: t.TempDir()}, "2019: no directory"},
+		{"no such year", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{2019}}}, Out: t.TempDir()}, "year 2019: no tiles"},
 		{"out inside tiles", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1}},
 			Out: filepath.Join(tiles, "global_0.1_degree_representation", "out")}, "inside the tiles root"},
 	}
