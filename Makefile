@@ -1,10 +1,13 @@
 # tesserafs: build, test, interop.
 #
-#   make deps     system packages (apt, when missing), Python venv (.venv), zarrita.js (tests/js)
-#   make build    bin/tesserafs
+#   make deps     system packages (apt, when missing), Python venv (.venv), zarrita.js (tests/js),
+#                 the viewer's npm packages (internal/viewer/web)
+#   make viewer   bundle the map viewer into internal/viewer/dist (embedded by go:embed)
+#   make build    the viewer, then bin/tesserafs
 #   make test     go vet, gofmt, go test, then the interop suite on a synthetic store
 #   make interop  only the interop suite: synth → materialize, mount the same tiles,
-#                 pytest tests/interop against both (tests/with-mount.sh);
+#                 pytest tests/interop against both (tests/with-mount.sh); test_http.py
+#                 also starts `tesserafs serve` on the tiles and reads it over HTTP;
 #                 PYTEST_ARGS='-k zarrita -x' narrows it, INTEROP_DIR=dir keeps its data
 #   make bench    Go benchmarks (ratios against floors measured in the same run), xarray region read
 #   make demo     synthesise tiles; mount and read them with xarray; materialize; quicklooks
@@ -32,6 +35,13 @@ REQ_HASH := $(shell sha256sum $(REQ) 2>/dev/null | cut -c1-16)
 VENV_STAMP := $(VENV)/.requirements-$(REQ_HASH)
 JS_DIR  := tests/js
 JS_STAMP := $(JS_DIR)/node_modules/.package-lock.json
+# The map viewer that `serve` shows at /: npm packages in its own
+# node_modules, bundled by esbuild into dist/ (not committed: a plain
+# `go build` embeds a placeholder page that says to run make viewer).
+VIEWER_WEB := internal/viewer/web
+VIEWER_STAMP := $(VIEWER_WEB)/node_modules/.package-lock.json
+VIEWER_DIST := internal/viewer/dist
+VIEWER_SRC := $(wildcard $(VIEWER_WEB)/src/*.js) $(VIEWER_WEB)/index.html $(VIEWER_WEB)/build.mjs
 
 # nginx: the HTTP tiles server and the serving peer in tests; chromium: the
 # viewer test; slurmctld/slurmd/slurm-client/munge: the one-node Slurm test.
@@ -54,13 +64,13 @@ PYTEST_ARGS   ?=
 
 DEMO_DIR ?= $(CURDIR)/demo
 
-.PHONY: all deps apt-deps venv js-deps tools build test vet fmt-check go-test interop bench demo clean
+.PHONY: all deps apt-deps venv js-deps viewer-deps viewer tools build test vet fmt-check go-test interop bench demo clean
 
 all: build
 
 # --- dependencies -------------------------------------------------------------
 
-deps: apt-deps venv js-deps tools
+deps: apt-deps venv js-deps viewer-deps tools
 
 tools: $(VERSITYGW_STAMP)
 
@@ -98,9 +108,20 @@ $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	  cd $(JS_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error; \
 	else echo "js: npm not found: the zarrita.js interop test will be skipped" >&2; fi
 
+viewer-deps: $(VIEWER_STAMP)
+
+$(VIEWER_STAMP): $(VIEWER_WEB)/package.json $(VIEWER_WEB)/package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "viewer: npm not found: install Node.js and npm (make deps on Debian needs them on PATH)" >&2; exit 1; }
+	cd $(VIEWER_WEB) && $(NPM) ci --no-audit --no-fund --loglevel=error
+
 # --- build and Go tests ---------------------------------------------------------
 
-build:
+viewer: $(VIEWER_DIST)/app.js
+
+$(VIEWER_DIST)/app.js: $(VIEWER_STAMP) $(VIEWER_SRC)
+	cd $(VIEWER_WEB) && $(NODE) build.mjs
+
+build: viewer
 	$(GO) build -o $(BIN) ./cmd/tesserafs
 
 vet:
@@ -110,8 +131,11 @@ fmt-check:
 	@out="$$(gofmt -l $$($(GO) list -f '{{.Dir}}' ./...))"; \
 	if [ -n "$$out" ]; then echo "gofmt: these files need formatting:"; echo "$$out"; exit 1; fi
 
-go-test:
-	$(GO) test ./...
+# go-test needs the built viewer: its Chromium test fails under
+# TESSERAFS_REQUIRE_SERVERS=1 when only the placeholder is embedded.
+# internal/selfcontained runs the suite again in a fresh clone: hence the timeout.
+go-test: viewer
+	$(GO) test -timeout 20m ./...
 
 test: deps vet fmt-check go-test interop
 
@@ -132,6 +156,7 @@ interop: build venv js-deps
 	start=$$(date +%s); rc=0; \
 	TESSERAFS_TILES="$$dir/tiles" TESSERAFS_ROOTS="$$roots" TESSERAFS_YEAR=$(INTEROP_YEAR) \
 	TESSERAFS_REQUIRE_JS=1 TESSERAFS_NODE=$(NODE) \
+	TESSERAFS_BIN="$(CURDIR)/$(BIN)" TESSERAFS_REQUIRE_SERVE=1 \
 	tests/with-mount.sh ./$(BIN) "$$dir/tiles" "$$dir/mount" \
 	  $(VPY) -m pytest -c tests/pytest.ini tests/interop $(PYTEST_ARGS) || rc=$$?; \
 	echo "interop: pytest took $$(( $$(date +%s) - start )) s (exit $$rc)"; \
@@ -162,5 +187,6 @@ demo: deps build
 	scripts/demo.sh $(BIN) $(CURDIR)/$(VPY) $(DEMO_DIR)
 
 clean:
-	rm -rf bin .tools tests/.work $(DEMO_DIR) $(VENV) $(JS_DIR)/node_modules
+	rm -rf bin .tools tests/.work $(DEMO_DIR) $(VENV) $(JS_DIR)/node_modules $(VIEWER_WEB)/node_modules
+	rm -f $(VIEWER_DIST)/index.html $(VIEWER_DIST)/app.js
 	find tests -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(envMmapChild); path != "" {
 		os.Exit(mmapChild(path))
 	}
+	if spec := os.Getenv(envReadyChild); spec != "" {
+		os.Exit(readyChild(spec))
+	}
 	code := m.Run()
 	runTeardown() // the benchmarks' mounts
 	os.Exit(code)

@@ -29,6 +29,7 @@ func TestToErrno(t *testing.T) {
 		{"deadline", context.DeadlineExceeded, syscall.EINTR},
 		{"other", errors.New("tile x: truncated"), syscall.EIO},
 		{"input file gone", fmt.Errorf("tile x: %w", fs.ErrNotExist), syscall.EIO},
+		{"remote tile failed, already logged", fmt.Errorf("tile x: %w", reported{errors.New("http://h/x.npy: 503")}), syscall.EIO},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,3 +105,9 @@ func TestNodesAnswerEROFS(t *testing.T) {
 		t.Errorf("Open(O_RDWR) = %v, want EROFS", errno)
 	}
 }
+
+// reported is an error its source has logged already (as
+// source.ReportedError): still EIO, logged at debug level only.
+type reported struct{ error }
+
+func (reported) Reported() bool { return true }

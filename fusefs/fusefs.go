@@ -51,7 +51,14 @@ func (f *fsys) toErrno(op, key string, err error) syscall.Errno {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return syscall.EINTR
 	}
-	f.log.Error("fusefs: "+op+" failed", "key", key, "err", err)
+	// A remote tile that failed has been logged once, naming its URL, by
+	// the source: each read it fails is then a debug line here.
+	var rep interface{ Reported() bool }
+	if errors.As(err, &rep) && rep.Reported() {
+		f.log.Debug("fusefs: "+op+" failed", "key", key, "err", err)
+	} else {
+		f.log.Error("fusefs: "+op+" failed", "key", key, "err", err)
+	}
 	return syscall.EIO
 }
 

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tesserafs/tesserafs/internal/npy"
 )
@@ -28,11 +29,18 @@ const (
 )
 
 // FileStamp identifies one version of an input file, for cache
-// fingerprints: a changed file changes its size or modification time.
+// fingerprints: a changed file changes its size or modification time, a
+// changed remote object its ETag (or Last-Modified, as ModTime).
 type FileStamp struct {
 	Path    string
 	Size    int64
 	ModTime time.Time
+	// ETag is the server's entity tag of a remote file ("" for a local
+	// one or a server that sends none).
+	ETag string
+	// SHA256 is the file's sha256 in hex when a registry gives it, "" when
+	// unknown. A file fetched whole is checked against it.
+	SHA256 string
 }
 
 // Tile is one source tile of one year whose files passed discovery's
@@ -50,8 +58,14 @@ type Tile struct {
 	// ScalesBands is 0 for (H, W) scales and 128 for (H, W, 128) scales,
 	// which are reduced by NaN-aware max over bands.
 	ScalesBands int
-	// Inputs are the stamps of every file above that exists.
+	// Inputs are the stamps of every file above that exists. A tile of a
+	// Lazy discovery has them (and ScalesBands) only once Check has
+	// returned nil.
 	Inputs []FileStamp
+
+	// check is the state of the first-use check of a Lazy discovery's
+	// tile; nil when discovery checked the tile.
+	check *tileCheck
 }
 
 // Problem is a skipped tile or a warning: the file concerned and why.
@@ -87,11 +101,17 @@ func (y *Year) Zone(z int) *ZoneGrid {
 // Catalogue is every tile of a tiles root that discovery kept.
 type Catalogue struct {
 	Root string
+	// Source is where the tiles are read from; nil means the local paths
+	// the tiles name (a DirSource).
+	Source Source
 	// Years are the years with at least one tile or problem, ascending.
 	Years []*Year
 	// Warnings concern the root rather than one year: stray entries in
-	// the representation directory, the landmask directory itself.
+	// the representation directory, the landmask directory itself,
+	// registry rows that name no year.
 	Warnings []Problem
+
+	checker *checker
 }
 
 // Year returns year y, or nil.
@@ -106,7 +126,8 @@ func (c *Catalogue) Year(y int) *Year {
 // Options select what Discover indexes.
 type Options struct {
 	// Years and Zones restrict discovery; empty means all. A year asked
-	// for that has no directory is an error; a zone without tiles is not.
+	// for that has no directory (or no registry row) is an error; a zone
+	// without tiles is not.
 	Years []int
 	Zones []int
 	// Workers bounds the files opened concurrently; 0 means 4 × GOMAXPROCS
@@ -117,116 +138,100 @@ type Options struct {
 	// LogLimit is how many skipped tiles and warnings of each kind are
 	// logged in full before the rest are only counted; 0 means 5.
 	LogLimit int
+	// Registry is the registry.parquet to discover from: "" means the
+	// root's own if it has one (otherwise the root is listed); "none"
+	// means list the root even if it has one; a relative name is under
+	// the root; an absolute path or a URL is opened with RegistrySource
+	// (a DirSource for a local path when nil). landmasks.parquet is read
+	// from beside the registry.
+	Registry string
+	// RegistrySource opens an absolute Registry name that is not under the
+	// root (an http:// or s3:// URL); nil means local files only.
+	RegistrySource Source
+	// Lazy leaves every tile's header and size checks to its first use
+	// (Tile.Check), so discovery opens no tile file: what a mount wants,
+	// to be ready at once. Without it every tile is checked now and the
+	// bad ones are skipped, as materialize, inspect and cache warm want
+	// (a publishing run reports every bad tile before it starts).
+	Lazy bool
 }
 
-// Discover indexes the tiles under root (spec §1). It lists the
-// representation directory, each year directory and the landmask directory
-// once, computes every tile's grid from its name, then opens the two .npy
-// headers of each tile in parallel and checks them against that grid.
-// A tile that fails a check is skipped and reported in its year's
-// Problems; it never stops the others. Stray entries and missing landmasks
-// are Warnings. Only a missing or unreadable root or representation
-// directory, an asked-for year that is absent, or ctx's cancellation is an
-// error. Landmasks are not opened: they are decoded when needed.
+// Discover indexes the tiles under the local directory root: DiscoverSource
+// over a DirSource.
 func Discover(ctx context.Context, root string, opts Options) (*Catalogue, error) {
+	return DiscoverSource(ctx, DirSource{Root: filepath.Clean(root)}, opts)
+}
+
+// DiscoverSource indexes the tiles of src (spec §1). The tiles come from
+// its registry.parquet (see Options.Registry) when there is one, without
+// listing anything; otherwise it lists the representation directory, each
+// year directory and the landmask directory once. Every tile's grid is
+// computed from its coordinates alone (spec §2). Unless opts.Lazy, the two
+// .npy headers of each tile are then read in parallel and checked against
+// that grid (and against the registry's sizes), and a tile that fails a
+// check is skipped and reported in its year's Problems; it never stops the
+// others. Registry rows that are not tiles or are malformed are skipped
+// with a Problem or Warning naming the row. Stray entries and missing
+// landmasks are Warnings. Only a missing or unreadable root, representation
+// directory or registry, an asked-for year that is absent, or ctx's
+// cancellation is an error. Landmasks are not opened: they are decoded
+// when needed.
+func DiscoverSource(ctx context.Context, src Source, opts Options) (*Catalogue, error) {
 	start := time.Now()
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	root = filepath.Clean(root)
-	if fi, err := os.Stat(root); err != nil {
-		return nil, fmt.Errorf("tiles root: %w", err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("tiles root %s: not a directory", root)
+	if d, ok := src.(DirSource); ok {
+		if fi, err := os.Stat(d.Root); err != nil {
+			return nil, fmt.Errorf("tiles root: %w", err)
+		} else if !fi.IsDir() {
+			return nil, fmt.Errorf("tiles root %s: not a directory", d.Root)
+		}
 	}
-	repDir := filepath.Join(root, RepresentationDir)
-	repEntries, err := os.ReadDir(repDir)
+	cat := &Catalogue{Root: src.String(), Source: src, checker: &checker{src: src, log: log}}
+
+	reg, err := openRegistry(ctx, src, opts)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("tiles root %s has no %s directory: is it a tiles root?", root, RepresentationDir)
-		}
-		return nil, fmt.Errorf("tiles root: %w", err)
+		return nil, err
 	}
-	cat := &Catalogue{Root: root}
-	sep := string(filepath.Separator)
-
-	// Years.
-	wantYear := setOf(opts.Years)
-	wantZone := setOf(opts.Zones)
-	var scans []*yearScan
-	found := map[int]bool{}
-	for _, e := range repEntries {
-		path := repDir + sep + e.Name()
-		y, ok := parseYear(e.Name())
-		if !ok || !isDir(e, path) {
-			what := "not a year directory"
-			if !isDir(e, path) {
-				what = "stray file"
-			}
-			cat.Warnings = append(cat.Warnings, Problem{path, what + ": ignored"})
-			continue
-		}
-		found[y] = true
-		if wantYear != nil && !wantYear[y] {
-			continue
-		}
-		scans = append(scans, &yearScan{year: &Year{Year: y}, dir: path})
+	var (
+		scans []*yearScan
+		lms   landmasks
+	)
+	if reg != nil {
+		scans, lms, err = scanRegistry(ctx, src, reg, opts, cat)
+		reg.f.Close()
+	} else {
+		scans, lms, err = scanListing(ctx, src, opts, cat)
 	}
-	for _, y := range opts.Years {
-		if !found[y] {
-			return nil, fmt.Errorf("year %d: no directory %s", y, filepath.Join(repDir, strconv.Itoa(y)))
-		}
+	if err != nil {
+		return nil, err
 	}
 
-	// Tile directories of each year.
-	for _, s := range scans {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		entries, err := readDirUnsorted(s.dir)
-		if err != nil {
-			s.year.Problems = append(s.year.Problems, Problem{s.dir, "cannot list year directory: " + errReason(err)})
-			continue
-		}
-		for _, e := range entries {
-			path := s.dir + sep + e.Name()
-			c, err := ParseTileName(e.Name())
-			if err != nil || !isDir(e, path) {
-				reason := "stray file: ignored"
-				if isDir(e, path) {
-					reason = "not a tile directory (want grid_<lon>_<lat>): ignored"
-				}
-				s.year.Warnings = append(s.year.Warnings, Problem{path, reason})
-				continue
-			}
-			if wantZone != nil && !wantZone[c.Zone()] {
-				continue
-			}
-			s.jobs = append(s.jobs, tileJob{coord: c, dir: path})
-		}
-	}
-
-	// Landmasks: one listing, shared by all years.
-	lmDir := filepath.Join(root, LandmaskDir)
-	landmasks, lmWarnings, lmErr := listLandmasks(lmDir)
-	cat.Warnings = append(cat.Warnings, lmWarnings...)
-	if lmErr != nil {
-		cat.Warnings = append(cat.Warnings, Problem{lmDir, errReason(lmErr) + ": every tile treated as all land"})
-	}
-
-	// Footprints, from names alone.
+	// Footprints, from coordinates alone.
 	if err := footprints(ctx, scans); err != nil {
 		return nil, err
 	}
 
-	// Headers.
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = 4 * runtime.GOMAXPROCS(0)
 	}
+	names := namer(src)
 	for _, s := range scans {
-		if err := checkTiles(ctx, s, landmasks, lmErr == nil, lmDir, workers); err != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s.tiles = make([]Tile, len(s.jobs))
+		ys := strconv.Itoa(s.year.Year)
+		for i, j := range s.jobs {
+			s.tiles[i] = newTile(names, ys, j, s.fps[i], lms)
+			s.tiles[i].Year = s.year.Year
+		}
+		if opts.Lazy {
+			lazyTiles(cat.checker, s, lms)
+		} else if err := checkTiles(ctx, cat.checker, s, lms, workers); err != nil {
 			return nil, err
 		}
 		y := s.year
@@ -245,6 +250,7 @@ func Discover(ctx context.Context, root string, opts Options) (*Catalogue, error
 		if len(y.Zones) > 0 || len(y.Problems) > 0 {
 			cat.Years = append(cat.Years, y)
 		}
+		s.jobs, s.fps, s.expect = nil, nil, nil
 	}
 	slices.SortFunc(cat.Years, func(a, b *Year) int { return a.Year - b.Year })
 	sortProblems(cat.Warnings)
@@ -254,16 +260,84 @@ func Discover(ctx context.Context, root string, opts Options) (*Catalogue, error
 
 // yearScan is one year being discovered.
 type yearScan struct {
-	year  *Year
-	dir   string
-	jobs  []tileJob
-	fps   []Footprint // one per job
-	tiles []Tile      // one per job; Embeddings == "" for a skipped tile
+	year *Year
+	jobs []tileJob
+	// expect is what the registry says of each job's files (nil without
+	// a registry); fps is each job's grid.
+	expect []expected
+	fps    []Footprint
+	tiles  []Tile      // one per job; Embeddings == "" for a skipped tile
+	checks []tileCheck // one per tile when Lazy, or with a registry
 }
 
 type tileJob struct {
 	coord TileCoord
-	dir   string
+}
+
+// expected is what a registry says of a tile's files: sizes (0 unknown)
+// and sha256 hex ("" unknown), which go into the stamps.
+type expected struct {
+	embSize, scalesSize int64
+	embHash, scalesHash string
+}
+
+// landmasks are the tiles that have a landmask: from landmasks.parquet or
+// a listing. ok is false when neither exists (every tile is all land,
+// with one warning for the root, not one per tile).
+type landmasks struct {
+	set  coordSet
+	hash map[TileCoord]string // sha256 hex from landmasks.parquet, when given
+	ok   bool
+	dir  string // the landmask directory's name, for warnings
+}
+
+// namer returns a function from the parts of a slash path under src's
+// root to a name. For a DirSource it concatenates the root and the parts
+// into shared blocks (the root is clean, the rest built by us): a million
+// tiles' three names would otherwise be three million allocations, each
+// rounded up to its size class, plus the garbage of filepath.Join.
+func namer(src Source) func(parts ...string) string {
+	if d, ok := src.(DirSource); ok && filepath.Separator == '/' {
+		a := &nameArena{}
+		prefix := d.Root + "/"
+		return func(parts ...string) string { return a.join(prefix, parts) }
+	}
+	return func(parts ...string) string { return src.Path(strings.Join(parts, "")) }
+}
+
+// nameArena packs strings into 1 MiB blocks that are never written again
+// once a string points into them.
+type nameArena struct{ buf []byte }
+
+func (a *nameArena) join(prefix string, parts []string) string {
+	n := len(prefix)
+	for _, p := range parts {
+		n += len(p)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(n, 1<<20))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, prefix...)
+	for _, p := range parts {
+		a.buf = append(a.buf, p...)
+	}
+	return unsafe.String(&a.buf[start], n)
+}
+
+// newTile is the tile of job j with its names; nothing is opened.
+func newTile(names func(...string) string, year string, j tileJob, fp Footprint, lms landmasks) Tile {
+	name := j.coord.Name()
+	dir := RepresentationDir + "/" + year + "/"
+	t := Tile{
+		Coord: j.coord, Zone: j.coord.Zone(), Footprint: fp,
+		Embeddings: names(dir, name, "/", name, ".npy"),
+		Scales:     names(dir, name, "/", name, "_scales.npy"),
+	}
+	if lms.set.has(j.coord) {
+		t.Landmask = names(LandmaskDir+"/", name, ".tiff")
+	}
+	return t
 }
 
 func setOf(xs []int) map[int]bool {
@@ -291,60 +365,114 @@ func parseYear(name string) (int, bool) {
 	return y, true
 }
 
-// readDirUnsorted is os.ReadDir without the sort: a year directory can
-// hold 100,000 tiles, and the tiles are sorted by coordinates later.
-func readDirUnsorted(dir string) ([]fs.DirEntry, error) {
-	f, err := os.Open(dir)
+// scanListing finds the tiles by listing: the representation directory,
+// each year directory and the landmask directory, once each, by name.
+func scanListing(ctx context.Context, src Source, opts Options, cat *Catalogue) ([]*yearScan, landmasks, error) {
+	repDir := src.Path(RepresentationDir)
+	repEntries, err := src.ReadDir(ctx, repDir)
 	if err != nil {
-		return nil, err
+		switch {
+		case errors.Is(err, ErrNoListing):
+			return nil, landmasks{}, fmt.Errorf("tiles root %s has no %s and cannot be listed: %w", src, RegistryName, err)
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, landmasks{}, fmt.Errorf("tiles root %s has no %s directory: is it a tiles root?", src, RepresentationDir)
+		}
+		return nil, landmasks{}, fmt.Errorf("tiles root: %w", err)
 	}
-	defer f.Close()
-	return f.ReadDir(-1)
-}
+	wantYear := setOf(opts.Years)
+	wantZone := setOf(opts.Zones)
+	var scans []*yearScan
+	var dirs []string
+	found := map[int]bool{}
+	for _, e := range repEntries {
+		path := src.Path(RepresentationDir + "/" + e.Name)
+		y, ok := parseYear(e.Name)
+		if !ok || !e.IsDir {
+			what := "not a year directory"
+			if !e.IsDir {
+				what = "stray file"
+			}
+			cat.Warnings = append(cat.Warnings, Problem{path, what + ": ignored"})
+			continue
+		}
+		found[y] = true
+		if wantYear != nil && !wantYear[y] {
+			continue
+		}
+		scans = append(scans, &yearScan{year: &Year{Year: y}})
+		dirs = append(dirs, path)
+	}
+	for _, y := range opts.Years {
+		if !found[y] {
+			return nil, landmasks{}, fmt.Errorf("year %d: no directory %s", y, src.Path(RepresentationDir+"/"+strconv.Itoa(y)))
+		}
+	}
 
-// isDir reports whether e is a directory, following a symlink.
-func isDir(e fs.DirEntry, path string) bool {
-	if e.IsDir() {
-		return true
+	// Tile directories of each year.
+	for si, s := range scans {
+		if err := ctx.Err(); err != nil {
+			return nil, landmasks{}, err
+		}
+		entries, err := src.ReadDir(ctx, dirs[si])
+		if err != nil {
+			s.year.Problems = append(s.year.Problems, Problem{dirs[si], "cannot list year directory: " + errReason(err)})
+			continue
+		}
+		for _, e := range entries {
+			c, err := ParseTileName(e.Name)
+			if err != nil || !e.IsDir {
+				reason := "stray file: ignored"
+				if e.IsDir {
+					reason = "not a tile directory (want grid_<lon>_<lat>): ignored"
+				}
+				s.year.Warnings = append(s.year.Warnings, Problem{dirs[si] + string(filepath.Separator) + e.Name, reason})
+				continue
+			}
+			if wantZone != nil && !wantZone[c.Zone()] {
+				continue
+			}
+			s.jobs = append(s.jobs, tileJob{coord: c})
+		}
 	}
-	if e.Type()&fs.ModeSymlink != 0 {
-		fi, err := os.Stat(path)
-		return err == nil && fi.IsDir()
+
+	// Landmasks: one listing, shared by all years.
+	lms := landmasks{dir: src.Path(LandmaskDir)}
+	set, lmWarnings, lmErr := listLandmasks(ctx, src, lms.dir)
+	cat.Warnings = append(cat.Warnings, lmWarnings...)
+	if lmErr != nil {
+		cat.Warnings = append(cat.Warnings, Problem{lms.dir, errReason(lmErr) + ": every tile treated as all land"})
+	} else {
+		lms.set, lms.ok = set, true
 	}
-	return false
+	return scans, lms, nil
 }
 
 // listLandmasks lists the landmask directory once, by name only (no stat
 // of 100,000 files): the set of tiles that have a mask, and warnings for
 // names that are not masks.
-func listLandmasks(dir string) (map[TileCoord]bool, []Problem, error) {
-	f, err := os.Open(dir)
+func listLandmasks(ctx context.Context, src Source, dir string) (coordSet, []Problem, error) {
+	entries, err := src.ReadDir(ctx, dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, errors.New("no landmask directory")
 		}
 		return nil, nil, err
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, nil, err
-	}
-	set := make(map[TileCoord]bool, len(names))
+	set := newCoordSet()
 	var warnings []Problem
 	sep := string(filepath.Separator)
-	for _, name := range names {
+	for _, e := range entries {
 		var c TileCoord
-		base, ok := trimSuffix(name, ".tiff")
+		base, ok := trimSuffix(e.Name, ".tiff")
 		if ok {
 			c, err = ParseTileName(base)
 			ok = err == nil
 		}
 		if !ok {
-			warnings = append(warnings, Problem{dir + sep + name, "not a landmask (want grid_<lon>_<lat>.tiff): ignored"})
+			warnings = append(warnings, Problem{dir + sep + e.Name, "not a landmask (want grid_<lon>_<lat>.tiff): ignored"})
 			continue
 		}
-		set[c] = true
+		set.add(c)
 	}
 	return set, warnings, nil
 }
@@ -473,92 +601,6 @@ func putProjector(p *Projector) {
 	projectors.idle = append(projectors.idle, p)
 }
 
-// checkTiles opens and checks every tile of s with the given number of
-// workers, filling s.tiles and the year's problems and warnings.
-func checkTiles(ctx context.Context, s *yearScan, landmasks map[TileCoord]bool, haveLandmaskDir bool, lmDir string, workers int) error {
-	s.tiles = make([]Tile, len(s.jobs))
-	problems := make([]*Problem, len(s.jobs))
-	warnings := make([]*Problem, len(s.jobs))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	sep := string(filepath.Separator)
-	for range min(workers, len(s.jobs)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(s.jobs) || ctx.Err() != nil {
-					return
-				}
-				j := s.jobs[i]
-				name := j.coord.Name()
-				lm := ""
-				if landmasks[j.coord] {
-					lm = lmDir + sep + name + ".tiff"
-				}
-				var warn *Problem
-				s.tiles[i], problems[i], warn = checkTile(s.year.Year, j, name, s.fps[i], lm)
-				if warn == nil && lm == "" && haveLandmaskDir && problems[i] == nil {
-					warn = &Problem{lmDir + sep + name + ".tiff", "no landmask: treated as all land"}
-				}
-				warnings[i] = warn
-			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for i := range s.jobs {
-		if problems[i] != nil {
-			s.year.Problems = append(s.year.Problems, *problems[i])
-		}
-		if warnings[i] != nil {
-			s.year.Warnings = append(s.year.Warnings, *warnings[i])
-		}
-	}
-	return nil
-}
-
-// checkTile checks one tile's files. It returns the tile, or a problem
-// naming the first offending file (and any other), and maybe a warning.
-func checkTile(year int, j tileJob, name string, fp Footprint, landmask string) (Tile, *Problem, *Problem) {
-	sep := string(filepath.Separator)
-	t := Tile{
-		Year: year, Coord: j.coord, Zone: j.coord.Zone(), Footprint: fp,
-		Embeddings: j.dir + sep + name + ".npy",
-		Scales:     j.dir + sep + name + "_scales.npy",
-	}
-	embStamp, _, embBad := checkNpy(t.Embeddings, fp, embeddingsShape)
-	scStamp, bands, scBad := checkNpy(t.Scales, fp, scalesShape)
-	if embBad != "" || scBad != "" {
-		p := &Problem{t.Embeddings, embBad}
-		if embBad == "" {
-			p = &Problem{t.Scales, scBad}
-		} else if scBad != "" {
-			if !strings.HasPrefix(scBad, "missing ") {
-				scBad = filepath.Base(t.Scales) + ": " + scBad
-			}
-			p.Reason += "; also " + scBad
-		}
-		return Tile{}, p, nil
-	}
-	inputs := make([]FileStamp, 2, 3)
-	inputs[0], inputs[1] = embStamp, scStamp
-	var warn *Problem
-	if landmask != "" {
-		size, mtime, err := statFile(landmask)
-		if err != nil {
-			warn = &Problem{landmask, errReason(err) + ": treated as all land"}
-		} else {
-			t.Landmask = landmask
-			inputs = append(inputs, FileStamp{landmask, size, mtime})
-		}
-	}
-	t.ScalesBands = bands
-	t.Inputs = inputs
-	return t, nil, warn
-}
-
 // A shapeCheck checks a header against the tile grid; it returns the
 // number of bands of 3-D scales (0 for 2-D) or a reason.
 type shapeCheck func(h npy.Header, fp Footprint) (bands int, reason string)
@@ -598,20 +640,6 @@ func scalesShape(h npy.Header, fp Footprint) (int, string) {
 
 func gridMismatch(h npy.Header, fp Footprint) string {
 	return fmt.Sprintf("shape %s does not match the tile grid %d × %d from its coordinates", h.ShapeString(), fp.H, fp.W)
-}
-
-// checkNpy opens one .npy (which checks its header and length) and its
-// shape against the grid. It returns the file's stamp, or a reason.
-func checkNpy(path string, fp Footprint, check shapeCheck) (FileStamp, int, string) {
-	info, err := npy.Stat(path)
-	if err != nil {
-		return FileStamp{}, 0, openReason(path, err)
-	}
-	bands, reason := check(info.Header, fp)
-	if reason != "" {
-		return FileStamp{}, 0, reason
-	}
-	return FileStamp{path, info.Size, info.ModTime}, bands, ""
 }
 
 // openReason says why npy.Open failed, without repeating the path.

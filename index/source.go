@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,3 +100,26 @@ type dirFile struct {
 }
 
 func (f *dirFile) Stamp() FileStamp { return f.stamp }
+
+// readDirUnsorted is os.ReadDir without the sort: a year directory can
+// hold 100,000 tiles, and the tiles are sorted by coordinates later.
+func readDirUnsorted(dir string) ([]fs.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// isDir reports whether e is a directory, following a symlink.
+func isDir(e fs.DirEntry, path string) bool {
+	if e.IsDir() {
+		return true
+	}
+	if e.Type()&fs.ModeSymlink != 0 {
+		fi, err := os.Stat(path)
+		return err == nil && fi.IsDir()
+	}
+	return false
+}

@@ -271,3 +271,51 @@ func (z *ZoneGrid) HasShard(shard, i, j int) bool {
 	k := i*s.cols + j
 	return s.bits[k/64]&(1<<(k%64)) != 0
 }
+
+// ShardRows lists the rows of the shard grid (of shard × shard pixels)
+// that hold at least one shard a tile touches, ascending. Like HasShard it
+// reads the zone's shard bitset: a million tiles' twelve million shards
+// need no list.
+func (z *ZoneGrid) ShardRows(shard int) []int {
+	s := z.shardSet(shard)
+	var rows []int
+	for i := range s.rows {
+		if len(s.rowCols(i, true)) > 0 {
+			rows = append(rows, i)
+		}
+	}
+	return rows
+}
+
+// ShardCols lists the columns of row i of the shard grid that hold a shard
+// a tile touches, ascending.
+func (z *ZoneGrid) ShardCols(shard, i int) []int {
+	s := z.shardSet(shard)
+	if i < 0 || i >= s.rows {
+		return nil
+	}
+	return s.rowCols(i, false)
+}
+
+// rowCols lists the set columns of row i; first stops at the first.
+func (s *shardSet) rowCols(i int, first bool) []int {
+	var cols []int
+	for j := 0; j < s.cols; {
+		k := i*s.cols + j
+		w := s.bits[k/64] >> (k % 64)
+		if w == 0 {
+			j += 64 - k%64
+			continue
+		}
+		j += bits.TrailingZeros64(w)
+		if j >= s.cols {
+			break
+		}
+		cols = append(cols, j)
+		if first {
+			break
+		}
+		j++
+	}
+	return cols
+}

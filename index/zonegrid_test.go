@@ -276,3 +276,38 @@ func BenchmarkHasShard(b *testing.B) {
 		z.HasShard(256, i%rows, (i/rows)%cols)
 	}
 }
+
+// TestShardRowsCols: the bitset walk of ShardRows/ShardCols lists exactly
+// the shards of Shards and HasShard, over a grid wider than a 64-bit word
+// of shards, with rows and words left empty.
+func TestShardRowsCols(t *testing.T) {
+	var tiles []*Tile
+	// Tiles scattered over 150 shard columns and 9 shard rows, 256 px
+	// shards: some rows empty, some runs crossing word boundaries.
+	for k, pos := range [][2]int{{0, 0}, {63, 0}, {64, 0}, {127, 2}, {128, 2}, {149, 2}, {10, 5}, {70, 8}, {3, 8}} {
+		e := 500000 + float64(pos[0])*2560
+		n := 1000000 - float64(pos[1])*2560
+		tiles = append(tiles, tileAt(5+10*k, 5, e+10, n-10, 300, 100))
+	}
+	z := NewZoneGrid(2024, 31, tiles)
+	var got []ShardIndex
+	for _, i := range z.ShardRows(256) {
+		cols := z.ShardCols(256, i)
+		if len(cols) == 0 {
+			t.Errorf("row %d listed without columns", i)
+		}
+		for _, j := range cols {
+			if !z.HasShard(256, i, j) {
+				t.Errorf("(%d, %d) listed, HasShard says no", i, j)
+			}
+			got = append(got, ShardIndex{i, j})
+		}
+	}
+	want := z.Shards(256)
+	if len(want) < 10 || !slices.Equal(got, want) {
+		t.Errorf("rows/cols give %v,\nShards gives %v", got, want)
+	}
+	if z.ShardCols(256, -1) != nil || z.ShardCols(256, 1000) != nil {
+		t.Error("out-of-range rows have columns")
+	}
+}

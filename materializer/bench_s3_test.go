@@ -61,9 +61,11 @@ func BenchmarkPartitions(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Each partition has a store of its own, as on its own machine.
-	newStore := func(workers int) *store.Store {
-		st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "bench"}})
+	// Each partition has a store of its own, as on its own machine,
+	// reading derived chunks back from the output.
+	newStore := func(workers int, sink materializer.Sink) *store.Store {
+		st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "bench"},
+			ReadThrough: materializer.NewOutputCache(sink)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -106,7 +108,7 @@ func BenchmarkPartitions(b *testing.B) {
 				var sum materializer.Summary
 				for _, ph := range materializer.DataPhases {
 					opts.Phase = ph
-					s, e := materializer.RunTo(ctx, newStore(1), sink, opts)
+					s, e := materializer.RunTo(ctx, newStore(1, sink), sink, opts)
 					if e != nil {
 						err = e
 						break
@@ -128,7 +130,7 @@ func BenchmarkPartitions(b *testing.B) {
 	}
 	whole := func(sink materializer.Sink) time.Duration {
 		start := time.Now()
-		if _, err := materializer.RunTo(ctx, newStore(2), sink, materializer.Options{Workers: 2}); err != nil {
+		if _, err := materializer.RunTo(ctx, newStore(2, sink), sink, materializer.Options{Workers: 2}); err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(start)

@@ -10,14 +10,30 @@
 // A run can be split into phases and partitions (plan.go) that separate
 // machines run; a finalize step writes the metadata once every data key
 // exists.
+//
+// While a run is under way, its bookkeeping lives in the output: a state
+// key (.tesserafs-materialize.json) naming the inputs, written once by the
+// first writer (If-None-Match) and compared by every later one, so that
+// no run, partition or resumed run mixes keys of different inputs; and,
+// in a directory, the temporary files. A run that completes the store
+// removes both, and the published tree then holds the store and the STAC
+// catalog alone, key for key what the mount serves. A whole run into a
+// directory also locks it (the lock leaves no file).
+//
+// A key that cannot be generated (its source tiles failed after retries:
+// a remote server down, a tile truncated) does not stop the run: it is
+// left out and named in the summary, everything else is written, and the
+// root zarr.json of its year is held back, so the store is visibly
+// incomplete until a later run finishes it. The run then returns
+// ErrIncomplete, and the state stays for that later run.
 package materializer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -57,37 +73,70 @@ func DefaultMemoryLimit(workers int) int64 { return (128 + 40*int64(workers)) <<
 
 // Progress is the state of a run.
 type Progress struct {
-	Done, Total int64 // files
+	Done, Total int64 // files, written or left out
+	Failed      int64 // files that could not be generated
 	Written     int64 // files written by this run (the rest were already there)
 	Bytes       int64 // bytes written by this run
 }
 
-// Summary is what a run did.
+// Summary is the outcome of a run.
 type Summary struct {
-	Files    int64 // files in the tree
+	Files    int64 // keys in the store
 	Written  int64 // files written by this run
 	Existing int64 // files already complete from an earlier run
 	Bytes    int64 // bytes written by this run
 	Elapsed  time.Duration
+	// Phases is the time spent on each phase run (see Phases), in the
+	// order written.
+	Phases []Phase
+	// Failed counts the files that could not be generated; Failures holds
+	// the first MaxFailures of them, in the order they failed. Files
+	// held back because others failed (a year's root zarr.json) are in
+	// neither.
+	Failed   int64
+	Failures []Failure
+	HeldBack []string // root zarr.json keys not written because of failures
 }
 
+// Phase is the wall time of one part of a run.
+type Phase struct {
+	Name    string
+	Elapsed time.Duration
+}
+
+// Failure is a file that could not be generated, and why (the error names
+// the tile and the file or URL that failed).
+type Failure struct {
+	Key string
+	Err error
+}
+
+// MaxFailures bounds Summary.Failures.
+const MaxFailures = 1000
+
+// ErrIncomplete is returned (wrapped) by a run that wrote everything it
+// could but left out the files of Summary.Failures; running it again
+// finishes them.
+var ErrIncomplete = errors.New("materialize incomplete: some files could not be generated")
+
 const (
-	stateName = ".tesserafs-materialize.json"
-	lockName  = ".tesserafs-materialize.lock"
-	tmpDir    = ".tesserafs-tmp"
+	stateName = ".tesserafs-materialize.json" // only while a run is unfinished
+	tmpDir    = ".tesserafs-tmp"              // only while a run is under way
 )
 
-// state records what an output directory is being built from, so that a
-// resumed run never mixes files of different inputs.
+// state records what an output is being built from, so that a resumed
+// run, or another partition, never mixes files of different inputs.
 type state struct {
 	Format      string `json:"format"`
 	Fingerprint string `json:"fingerprint"`
 }
 
 // Run writes every key of st under dir: the whole run into a local
-// directory, which it locks and stamps with the store's fingerprint so that
-// a resumed run never mixes files of different inputs. Partitioned runs,
-// runs of one phase and object-store output use RunTo.
+// directory, which it locks for the run. Partitioned runs, runs of one
+// phase and object-store output use RunTo. Open st with ReadThrough:
+// NewOutputCache(NewDirSink(dir)), so that derived chunks are built from
+// the files already written rather than recomputed (a resumed run needs it
+// most).
 func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summary, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("output directory: %w", err)
@@ -97,9 +146,6 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 		return Summary{}, err
 	}
 	defer unlock()
-	if err := checkState(dir, st.Fingerprint()); err != nil {
-		return Summary{}, err
-	}
 	// Temporary files of a killed run are all in one place, and this run
 	// holds the lock: clear them.
 	tmp := filepath.Join(dir, tmpDir)
@@ -147,8 +193,11 @@ func (e *MissingError) Error() string {
 // partition, every phase and then finalize (the whole store); with a
 // partition and no phase, that partition's share of every data phase, in
 // order; with opts.Phase, that phase only. Keys already in the sink (one
-// List) are skipped, so a rerun finishes what a killed one left, and
-// the sink holds no state but the keys themselves.
+// List) are skipped, so a rerun finishes what a killed one left.
+//
+// Before writing, RunTo claims the output for st's inputs (the state key,
+// see the package comment); only then does st's read-through, if it is
+// NewOutputCache of this sink, serve keys read back from the output.
 func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summary, error) {
 	start := time.Now()
 	if opts.Workers <= 0 {
@@ -188,23 +237,44 @@ func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summa
 	if err != nil {
 		return Summary{}, err
 	}
-	p := &progress{present: listed, fn: opts.Progress}
+	p := &progress{present: listed, fn: opts.Progress, failedIn: map[string]bool{}}
+	var todo int
 	for _, ph := range phases {
-		p.prog.Total += int64(len(plan.Keys(ph, part)))
+		keys := plan.Keys(ph, part)
+		p.prog.Total += int64(len(keys))
+		for _, k := range keys {
+			if !listed[k.Key] {
+				todo++
+			}
+		}
 	}
-	// Chunks computed from other chunks (global_rgb levels, from zone rgb
-	// and from the level below) read those back from the output.
-	defer st.SetReadThrough(sinkCache{ctx, sink})()
+	claimed, err := claim(ctx, st, sink, listed, todo)
+	if err != nil {
+		return Summary{}, err
+	}
+	// Chunks computed from other chunks (zone rgb from the zone's data,
+	// global_rgb levels from zone rgb and from the level below) are read
+	// back from the output, once it is known to hold st's keys.
+	if oc, ok := st.ReadThrough().(*OutputCache); claimed && ok && oc.arm(ctx, sink, p.has) {
+		defer oc.disarm()
+	} else {
+		log.Debug("the store does not read back from the output: derived chunks are recomputed", "out", sink.String())
+	}
 
+	var timings []Phase
+	finished := false
 	for _, ph := range phases {
 		keys := plan.Keys(ph, part)
 		t0 := time.Now()
 		if ph == PhaseFinalize {
-			if err := p.checkComplete(plan, sink); err != nil {
-				return Summary{}, err
+			if p.failedCount() == 0 {
+				if err := p.checkComplete(plan, sink); err != nil {
+					return Summary{}, err
+				}
 			}
-			// Everything but the root zarr.json of each year, then those:
-			// a reader that finds a root finds everything it lists.
+			// Everything but the root zarr.json of each year, then those
+			// of the years where nothing failed: a reader that finds a
+			// root finds everything it lists.
 			var roots []Key
 			keys = slices.DeleteFunc(slices.Clone(keys), func(k Key) bool {
 				if isRoot(k.Key) {
@@ -216,25 +286,99 @@ func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summa
 			if err := p.write(ctx, st, sink, opts.Workers, keys); err != nil {
 				return Summary{}, err
 			}
-			keys = roots
+			keys = p.holdBack(roots)
+			finished = true
 		}
 		if err := p.write(ctx, st, sink, opts.Workers, keys); err != nil {
 			return Summary{}, err
 		}
+		timings = append(timings, Phase{Name: ph, Elapsed: time.Since(t0)})
 		log.Debug("phase done", "phase", ph, "partition", part.String(), "elapsed", time.Since(t0))
 	}
-	return Summary{
-		Files: p.prog.Total, Written: p.prog.Written, Existing: p.prog.Total - p.prog.Written,
-		Bytes: p.prog.Bytes, Elapsed: time.Since(start),
-	}, nil
+	sum := Summary{
+		Files: p.prog.Total, Written: p.prog.Written,
+		Existing: p.prog.Total - p.prog.Written - p.prog.Failed - int64(len(p.heldBack)),
+		Bytes:    p.prog.Bytes, Elapsed: time.Since(start), Phases: timings,
+		Failed: p.prog.Failed, Failures: p.failures, HeldBack: p.heldBack,
+	}
+	if sum.Failed > 0 {
+		// Unfinished: the state stays, for the run that finishes it.
+		return sum, fmt.Errorf("%s: %w (%d files left out)", sink, ErrIncomplete, sum.Failed)
+	}
+	if finished && claimed {
+		// Complete: the state goes (a run killed before that finds every
+		// key written, writes nothing and succeeds).
+		if err := sink.Delete(ctx, stateName); err != nil {
+			return Summary{}, err
+		}
+	}
+	return sum, nil
 }
 
-// progress tracks a run: the keys present in the sink and the counts.
+// claim checks that sink may receive st's keys, and returns whether it
+// holds st's state key (so that its keys are st's and may be read back).
+// The first writer of an output writes the state key, once
+// (If-None-Match); every later run, partition or resumed run compares it.
+// An output without it that holds keys is a finished store (or someone
+// else's files): a run with nothing left to write there succeeds without
+// claiming it; any other is refused.
+func claim(ctx context.Context, st *store.Store, sink Sink, listed map[string]bool, todo int) (bool, error) {
+	want := state{Format: store.FormatVersion, Fingerprint: st.Fingerprint()}
+	b, _ := json.MarshalIndent(want, "", "  ")
+	b = append(b, '\n')
+	where := sink.String()
+	have, ok, err := sink.Get(ctx, stateName)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		if len(listed) > 0 {
+			if todo == 0 {
+				return false, nil
+			}
+			return false, fmt.Errorf("%s is not empty and holds no unfinished tesserafs materialize run "+
+				"(a finished run keeps no state there); choose an empty --out", where)
+		}
+		_, err := sink.Put(ctx, stateName, b)
+		if errors.Is(err, ErrConflict) { // another writer claimed it first
+			return false, otherInputs(where)
+		}
+		return err == nil, err
+	}
+	if !bytes.Equal(have, b) {
+		var got state
+		if err := json.Unmarshal(have, &got); err != nil {
+			return false, fmt.Errorf("%s: %s: %w", where, stateName, err)
+		}
+		if got != want {
+			return false, otherInputs(where)
+		}
+	}
+	return true, nil
+}
+
+func otherInputs(where string) error {
+	return fmt.Errorf("%s holds a store built from other tiles or options (%s); "+
+		"write to a new --out or remove this one", where, stateName)
+}
+
+// getError marks a failure to generate one key, which skips that key
+// rather than stopping the run.
+type getError struct{ err error }
+
+func (e getError) Error() string { return e.err.Error() }
+func (e getError) Unwrap() error { return e.err }
+
+// progress tracks a run: the keys present in the sink, the counts and the
+// failures.
 type progress struct {
-	mu      sync.Mutex // guards all below
-	present map[string]bool
-	prog    Progress
-	fn      func(Progress)
+	mu       sync.Mutex // guards all below
+	present  map[string]bool
+	prog     Progress
+	fn       func(Progress)
+	failures []Failure
+	failedIn map[string]bool // top-level directories (years) with a failure
+	heldBack []string
 }
 
 func (p *progress) has(key string) bool {
@@ -243,18 +387,51 @@ func (p *progress) has(key string) bool {
 	return p.present[key]
 }
 
-func (p *progress) done(key string, wrote bool, n int64) {
+func (p *progress) failedCount() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.present[key] = true
+	return p.prog.Failed
+}
+
+func (p *progress) done(key string, wrote bool, n int64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.prog.Done++
-	if wrote {
-		p.prog.Written++
-		p.prog.Bytes += n
+	switch {
+	case err != nil:
+		p.prog.Failed++
+		if len(p.failures) < MaxFailures {
+			p.failures = append(p.failures, Failure{Key: key, Err: err})
+		}
+		top, _, _ := strings.Cut(key, "/")
+		p.failedIn[top] = true
+	default:
+		p.present[key] = true
+		if wrote {
+			p.prog.Written++
+			p.prog.Bytes += n
+		}
 	}
 	if p.fn != nil {
 		p.fn(p.prog)
 	}
+}
+
+// holdBack returns the roots of the years where nothing failed, and
+// records the others as held back.
+func (p *progress) holdBack(roots []Key) []Key {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var keep []Key
+	for _, k := range roots {
+		top, _, _ := strings.Cut(k.Key, "/")
+		if p.failedIn[top] && !p.present[k.Key] {
+			p.heldBack = append(p.heldBack, k.Key)
+			continue
+		}
+		keep = append(keep, k)
+	}
+	return keep
 }
 
 // checkComplete refuses to finalize while a data key of the plan is not in
@@ -277,8 +454,9 @@ func (p *progress) checkComplete(plan *Plan, sink Sink) error {
 	return nil
 }
 
-// write writes keys with n workers, skipping those present. The first
-// error stops it.
+// write writes keys with n workers, skipping those present. A key that
+// cannot be generated is recorded and skipped; any other error (writing
+// the output, cancellation) stops it.
 func (p *progress) write(ctx context.Context, st *store.Store, sink Sink, n int, keys []Key) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -290,20 +468,25 @@ func (p *progress) write(ctx context.Context, st *store.Store, sink Sink, n int,
 			defer wg.Done()
 			for k := range ch {
 				if p.has(k) {
-					p.done(k, false, 0)
+					p.done(k, false, 0, nil)
 					continue
 				}
 				data, err := st.Get(ctx, k)
 				if err != nil {
-					cancel(err)
-					return
+					if ctx.Err() != nil {
+						cancel(err)
+						return
+					}
+					// The store's errors name the key.
+					p.done(k, false, 0, getError{err})
+					continue
 				}
 				wrote, err := sink.Put(ctx, k, data)
 				if err != nil {
 					cancel(err)
 					return
 				}
-				p.done(k, wrote, int64(len(data)))
+				p.done(k, wrote, int64(len(data)), nil)
 			}
 		}()
 	}
@@ -324,62 +507,19 @@ feed:
 }
 
 // lock takes an exclusive lock on the output directory: two runs writing
-// the same tree at once would each believe the other's files complete.
+// the same tree at once would each believe the other's files complete. The
+// lock is on the directory itself, so it leaves nothing in the tree.
 func lock(dir string) (func(), error) {
-	path := filepath.Join(dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s is being written by another tesserafs materialize (lock %s held)", dir, path)
+		return nil, fmt.Errorf("%s is being written by another tesserafs materialize (directory locked)", dir)
 	}
 	return func() {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
-		os.Remove(path)
 	}, nil
-}
-
-// checkState refuses to resume into a directory built from other inputs,
-// and records the inputs of a new one.
-func checkState(dir, fp string) error {
-	path := filepath.Join(dir, stateName)
-	want := state{Format: store.FormatVersion, Fingerprint: fp}
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		var have state
-		if err := json.Unmarshal(b, &have); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if have != want {
-			return fmt.Errorf("%s holds a store built from other tiles or options (%s); "+
-				"write to a new --out directory or remove this one", dir, path)
-		}
-		return nil
-	case errors.Is(err, fs.ErrNotExist):
-		if entries, _ := os.ReadDir(dir); len(nonInternal(entries)) > 0 {
-			return fmt.Errorf("%s is not empty and was not written by tesserafs materialize; choose an empty --out directory", dir)
-		}
-		b, _ := json.MarshalIndent(want, "", "  ")
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		return os.Rename(tmp, path)
-	default:
-		return fmt.Errorf("%s: %w", path, err)
-	}
-}
-
-func nonInternal(entries []os.DirEntry) []os.DirEntry {
-	var out []os.DirEntry
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), ".tesserafs-") {
-			out = append(out, e)
-		}
-	}
-	return out
 }

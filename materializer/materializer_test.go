@@ -43,7 +43,8 @@ func materialize(ctx context.Context, tiles, out string, workers int) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "test"}})
+	st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "test"},
+		ReadThrough: materializer.NewOutputCache(materializer.NewDirSink(out))})
 	if err != nil {
 		return err
 	}
@@ -88,6 +89,15 @@ func sameTree(t *testing.T, a, b string) {
 	}
 	if len(ta) < 20 {
 		t.Fatalf("only %d files in %s", len(ta), a)
+	}
+	// A finished run leaves the store and the catalog alone: no state,
+	// lock or temporary files (nothing for a publisher to exclude).
+	for _, tr := range []map[string][]byte{ta, tb} {
+		for k := range tr {
+			if strings.HasPrefix(k, ".") {
+				t.Errorf("%s: bookkeeping left in a finished tree", k)
+			}
+		}
 	}
 }
 
@@ -148,6 +158,124 @@ func TestKillAndResume(t *testing.T) {
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
+// TestResumeReadsBack removes the global_rgb levels above 0 from a
+// materialized tree and finishes it again. With the output directory as
+// the store's read-through, only the removed chunks are generated (level 1
+// is built from the level-0 files on disk, and so on up); with the
+// read-through of another directory, nothing is read from there and the
+// zone rgb shards and level 0 are generated again. Both give the same
+// bytes as the first run.
+//
+// A finished tree keeps no bookkeeping, so the copy is made an unfinished
+// run's by adding the state file of a run of the same inputs stopped
+// part-way.
+func TestResumeReadsBack(t *testing.T) {
+	tiles := testtiles.Root(t, "test")
+	ctx := context.Background()
+	want := t.TempDir()
+	if err := materialize(ctx, tiles, want, 2); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := index.Discover(ctx, tiles, index.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := unfinishedState(t, cat)
+	for _, tc := range []struct {
+		name        string
+		readThrough func(out string) string
+		reads       bool
+	}{
+		{"own output", func(out string) string { return out }, true},
+		{"other directory", func(string) string { return want }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := t.TempDir()
+			if err := os.CopyFS(out, os.DirFS(want)); err != nil {
+				t.Fatal(err)
+			}
+			removed := 0
+			levels, _ := filepath.Glob(filepath.Join(out, "2024.zarr", "global_rgb", "*", "rgb", "c"))
+			for _, lc := range levels {
+				if strings.Contains(lc, "/global_rgb/0/") {
+					continue
+				}
+				removed += countFiles(lc)
+				if err := os.RemoveAll(lc); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if removed == 0 {
+				t.Fatal("no global_rgb chunk above level 0 to remove")
+			}
+			for name, b := range state {
+				if err := os.WriteFile(filepath.Join(out, name), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := store.New(cat, store.Options{Workers: 2, Build: generate.Build{BuildVersion: "test"},
+				ReadThrough: materializer.NewOutputCache(materializer.NewDirSink(tc.readThrough(out)))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum, err := materializer.Run(ctx, st, out, materializer.Options{Workers: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gen := st.Stats().Generated
+			if sum.Written != int64(removed) {
+				t.Errorf("wrote %d files, want the %d removed", sum.Written, removed)
+			}
+			if tc.reads && gen != int64(removed) {
+				t.Errorf("generated %d chunks, want only the %d removed ones", gen, removed)
+			}
+			if !tc.reads && gen <= int64(removed) {
+				t.Errorf("generated %d chunks: the read-through of another directory was used", gen)
+			}
+			t.Logf("%d chunks removed, %d generated", removed, gen)
+			sameTree(t, want, out)
+		})
+	}
+}
+
+// unfinishedState returns the bookkeeping files (by name) that a run of
+// cat's store stopped after a few files leaves at the top of its output.
+func unfinishedState(t *testing.T, cat *index.Catalogue) map[string][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.New(cat, store.Options{Workers: 1, Build: generate.Build{BuildVersion: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	if _, err := materializer.Run(ctx, st, dir, materializer.Options{Workers: 1, Progress: func(p materializer.Progress) {
+		if p.Done >= 1 {
+			stop()
+		}
+	}}); err == nil {
+		t.Fatal("run stopped part-way reported success")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") && e.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[e.Name()] = b
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("a stopped run left no state file")
+	}
+	return out
+}
+
 // TestRefusesOtherInputs checks that a directory built from some tiles is
 // not resumed with different ones, and that a directory of other files is
 // not written into.
@@ -163,12 +291,27 @@ func TestRefusesOtherInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := materializer.Run(ctx, st, out, materializer.Options{}); err != nil {
-		t.Fatal(err)
+	// An unfinished run: stopped after a few files.
+	stopCtx, stop := context.WithCancel(ctx)
+	_, err = materializer.Run(stopCtx, st, out, materializer.Options{Workers: 1, Progress: func(p materializer.Progress) {
+		if p.Done >= 5 {
+			stop()
+		}
+	}})
+	if err == nil {
+		t.Fatal("run stopped part-way reported success")
 	}
 	// Same tiles, more zones: a different store.
 	if err := materialize(ctx, tiles, out, 2); err == nil || !strings.Contains(err.Error(), "other tiles or options") {
 		t.Fatalf("resume with other inputs: err = %v", err)
+	}
+	// The same inputs finish it, and a finished tree is not written into
+	// again: it holds no state to check new inputs against.
+	if _, err := materializer.Run(ctx, st, out, materializer.Options{}); err != nil {
+		t.Fatalf("resume with the same inputs: %v", err)
+	}
+	if err := materialize(ctx, tiles, out, 2); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("run into a finished tree: err = %v", err)
 	}
 	stranger := t.TempDir()
 	os.WriteFile(filepath.Join(stranger, "notes.txt"), []byte("mine"), 0o644)

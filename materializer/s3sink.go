@@ -24,8 +24,9 @@ import (
 // S3Sink writes keys as objects under an s3:// prefix. Each key is one
 // PutObject with If-None-Match: * (objects are at most a few MiB), so the
 // object store itself refuses a second write; a refusal (412) is resolved
-// by reading the object back and comparing bytes. There is no other state:
-// what exists under the prefix is what is done.
+// by reading the object back and comparing bytes. The only other object is
+// the state key of an unfinished run (see RunTo): what exists under the
+// prefix is what is done.
 type S3Sink struct {
 	Client *s3.Client
 	Loc    s3conf.Location
@@ -123,6 +124,15 @@ func (s *S3Sink) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	return b, true, nil
 }
 
+// Delete implements Sink.
+func (s *S3Sink) Delete(ctx context.Context, key string) error {
+	_, err := s.Client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.Loc.Bucket), Key: aws.String(s.Loc.Key(key))})
+	if err != nil && status(err) != http.StatusNotFound {
+		return fmt.Errorf("deleting %s: %w", s.Loc.String()+key, err)
+	}
+	return nil
+}
+
 // List implements Sink: one paginated LIST of the prefix.
 func (s *S3Sink) List(ctx context.Context) (map[string]bool, error) {
 	out := map[string]bool{}
@@ -134,7 +144,10 @@ func (s *S3Sink) List(ctx context.Context) (map[string]bool, error) {
 			return nil, fmt.Errorf("listing %s: %w", s.Loc, err)
 		}
 		for _, o := range page.Contents {
-			out[strings.TrimPrefix(aws.ToString(o.Key), s.Loc.Prefix)] = true
+			k := strings.TrimPrefix(aws.ToString(o.Key), s.Loc.Prefix)
+			if !strings.HasPrefix(k, internalPrefix) {
+				out[k] = true
+			}
 		}
 	}
 	return out, nil

@@ -25,8 +25,12 @@ type Sink interface {
 	Put(ctx context.Context, key string, data []byte) (wrote bool, err error)
 	// Get returns a key's bytes; ok is false for a key that is absent.
 	Get(ctx context.Context, key string) (data []byte, ok bool, err error)
-	// List returns every key present, relative to the sink's root.
+	// List returns every key present, relative to the sink's root, but
+	// for the sink's own entries (names starting with .tesserafs-).
 	List(ctx context.Context) (map[string]bool, error)
+	// Delete removes a key; an absent key is not an error. Runs delete
+	// only their own state key, never a key of the store.
+	Delete(ctx context.Context, key string) error
 	// String names the sink for messages: a path or an s3:// URL.
 	String() string
 }
@@ -48,8 +52,8 @@ func (e *ConflictError) Error() string {
 
 func (e *ConflictError) Unwrap() error { return ErrConflict }
 
-// internalPrefix marks the directory sink's own entries (temporary files,
-// the lock and state of a whole run), which are not keys.
+// internalPrefix marks a sink's own entries (temporary files, the state
+// key of an unfinished run), which are not keys of the store.
 const internalPrefix = ".tesserafs-"
 
 // DirSink writes keys as files under Dir. A file is written to a temporary
@@ -69,7 +73,9 @@ type DirSink struct {
 }
 
 // NewDirSink returns a sink writing under dir.
-func NewDirSink(dir string) *DirSink { return &DirSink{Dir: dir, dirs: map[string]bool{}} }
+func NewDirSink(dir string) *DirSink {
+	return &DirSink{Dir: filepath.Clean(dir), dirs: map[string]bool{}}
+}
 
 func (d *DirSink) String() string { return d.Dir }
 
@@ -144,6 +150,23 @@ func (d *DirSink) Get(_ context.Context, key string) ([]byte, bool, error) {
 	}
 }
 
+// Delete implements Sink.
+func (d *DirSink) Delete(_ context.Context, key string) error {
+	if err := os.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", d.path(key), err)
+	}
+	return nil
+}
+
+// size is the size of key's file, if it is a regular file.
+func (d *DirSink) size(key string) (int64, bool) {
+	fi, err := os.Stat(d.path(key))
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, false
+	}
+	return fi.Size(), true
+}
+
 // List implements Sink: every regular file, except the sink's own.
 func (d *DirSink) List(ctx context.Context) (map[string]bool, error) {
 	out := map[string]bool{}
@@ -205,26 +228,3 @@ func writeFile(path string, data []byte) error {
 	}
 	return f.Close()
 }
-
-// sinkCache serves the store the chunks already in the output (see
-// store.Store.SetReadThrough): global_rgb is built from the zone rgb and
-// the level below that this run, or another partition, wrote. A key there
-// is complete (written atomically) and, since a key is never overwritten
-// with other bytes, is the key's one content; the fingerprint is not
-// needed.
-type sinkCache struct {
-	ctx  context.Context
-	sink Sink
-}
-
-// Get implements store.Cache.
-func (c sinkCache) Get(key string, _ []byte) ([]byte, bool) {
-	b, ok, err := c.sink.Get(c.ctx, key)
-	return b, ok && err == nil
-}
-
-// Size implements store.Cache (not used for dependencies).
-func (c sinkCache) Size(string, []byte) (int64, bool) { return 0, false }
-
-// Put implements store.Cache: the materializer writes keys itself.
-func (sinkCache) Put(string, []byte, []byte) {}

@@ -83,6 +83,9 @@ func runCacheStats(o cacheOptions, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  misses    %d\n", st.Misses)
 	fmt.Fprintf(stdout, "  hit rate  %.1f%%\n", 100*st.HitRate())
 	fmt.Fprintf(stdout, "  evictions %d (this session)\n", st.Evictions)
+	if st.Source != nil {
+		fmt.Fprintf(stdout, "  source    %s\n", fmtSourceStats(*st.Source))
+	}
 	return nil
 }
 
@@ -125,7 +128,7 @@ func runCacheClear(o cacheOptions, stdout io.Writer) error {
 }
 
 type cacheWarmOptions struct {
-	tileOptions
+	storeOptions
 	cacheOptions
 	BBox string
 }
@@ -145,8 +148,7 @@ will use: a shard is cached under the fingerprint of its inputs.`,
 			return runCacheWarm(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
-	o.tileOptions.register(cmd.Flags())
-	o.registerStretch(cmd.Flags())
+	o.storeOptions.register(cmd.Flags())
 	o.cacheOptions.register(cmd.Flags(), "cache budget, e.g. 20GiB (default: the cache's last, or 20GiB)")
 	cmd.Flags().StringVar(&o.BBox, "bbox", "", "only shards of the tiles touching this lon/lat box: lon0,lat0,lon1,lat1")
 	return cmd
@@ -236,15 +238,12 @@ func runCacheWarm(ctx context.Context, o cacheWarmOptions, stdout io.Writer) err
 		return err
 	}
 	defer c.Close()
-	cat, skipped, err := o.discover(ctx)
+	st, err := o.storeOptions.open(ctx, storeWith{Cache: c, Logger: log})
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build(), Cache: c, Logger: log})
-	if err != nil {
-		return err
-	}
-	keys, err := warmKeys(ctx, st, box)
+	skipped := st.Skipped
+	keys, err := warmKeys(ctx, st.Store, box)
 	if err != nil {
 		return err
 	}
@@ -278,6 +277,9 @@ func runCacheWarm(ctx context.Context, o cacheWarmOptions, stdout io.Writer) err
 	fmt.Fprintf(stdout, "warmed %d shards (%s) in %.1fs: %d generated, %d already cached; cache %d entries, %s of %s\n",
 		len(keys), fmtBytes(bytes.Load()), time.Since(start).Seconds(), s.Generated, int64(len(keys))-s.Generated,
 		cs.Entries, fmtBytes(cs.Bytes), fmtBytes(cs.Budget))
+	if ss, ok := sourceStats(st.Catalogue()); ok {
+		fmt.Fprintf(stdout, "source %s: %s\n", o.Tiles, fmtSourceStats(ss))
+	}
 	if bytes.Load() > cs.Budget {
 		log.Warn("the shards warmed are larger than the cache budget: the first ones were evicted again; raise --cache-size or warm less",
 			"warmed", fmtBytes(bytes.Load()), "budget", fmtBytes(cs.Budget))

@@ -19,14 +19,13 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/s3conf"
-	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/materializer"
 )
 
 func init() { subcommands = append(subcommands, newMaterializeCmd) }
 
 type materializeOptions struct {
-	tileOptions
+	storeOptions
 	Out        string
 	Partition  string // I/N
 	Partitions int    // N, with the index from JOB_COMPLETION_INDEX or Slurm
@@ -101,7 +100,12 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	case phase != "" && !slices.Contains(materializer.DataPhases, phase):
 		return usageErrorf("--phase %q: want one of %s (or --finalize)", phase, strings.Join(materializer.DataPhases, ", "))
 	}
-	var sink materializer.Sink
+	// The sink is where keys go, and where the store reads derived
+	// chunks back from (its read-through, armed by the run once the output
+	// is known to hold this store's keys). A whole run into a directory
+	// goes through materializer.Run, which also locks it.
+	wholeDir := !toS3 && part.Whole() && phase == ""
+	var sink materializer.Sink = materializer.NewDirSink(o.Out)
 	if toS3 {
 		loc, err := s3conf.ParseURL(o.Out)
 		if err != nil {
@@ -114,33 +118,27 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 		sink = &materializer.S3Sink{Client: client, Loc: loc}
 	}
 	log := slog.Default()
-	cat, skipped, err := o.discover(ctx)
+	st, err := o.open(ctx, storeWith{ReadThrough: materializer.NewOutputCache(sink), Logger: log})
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build()})
+	plan, err := materializer.NewPlan(ctx, st.Store, part.N)
 	if err != nil {
 		return err
 	}
-	plan, err := materializer.NewPlan(ctx, st, part.N)
-	if err != nil {
-		return err
-	}
+	cat, skipped := st.Catalogue(), st.Skipped
 	srcBytes := sourceBytes(cat)
 	prog, finish := progressReporter(log, stdout)
 	mopts := materializer.Options{Workers: o.Workers, Progress: prog, Logger: log,
 		MemoryLimit: materializer.DefaultMemoryLimit(o.Workers), Partition: part, Phase: phase, Plan: plan}
 	var sum materializer.Summary
-	switch {
-	case sink != nil:
-		sum, err = materializer.RunTo(ctx, st, sink, mopts)
-	case part.Whole() && phase == "":
-		sum, err = materializer.Run(ctx, st, o.Out, mopts)
-	default:
-		sum, err = materializer.RunTo(ctx, st, materializer.NewDirSink(o.Out), mopts)
+	if wholeDir {
+		sum, err = materializer.Run(ctx, st.Store, o.Out, mopts)
+	} else {
+		sum, err = materializer.RunTo(ctx, st.Store, sink, mopts)
 	}
 	finish()
-	if err != nil {
+	if err != nil && !errors.Is(err, materializer.ErrIncomplete) {
 		var missing *materializer.MissingError
 		if errors.As(err, &missing) {
 			return userError{err}
@@ -168,12 +166,23 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	if sum.Written == sum.Files && secs > 0 && part.Whole() && phase == "" {
 		fmt.Fprintf(stdout, ", %.0f MB/s of source tiles", float64(srcBytes)/1e6/secs)
 	}
+	fmt.Fprint(stdout, "\nphases:")
+	for _, ph := range sum.Phases {
+		fmt.Fprintf(stdout, " %s %.1fs", ph.Name, ph.Elapsed.Seconds())
+	}
 	mine := ownSkipped(plan, cat, skipped, part, phase)
 	fmt.Fprintf(stdout, "\n%d tiles in %d zone(s); %d tile(s) skipped", countTiles(cat), countZones(cat), len(skipped))
 	if len(mine) != len(skipped) {
 		fmt.Fprintf(stdout, " (%d reported by this partition)", len(mine))
 	}
 	fmt.Fprintf(stdout, ", %d warning(s)\n", warnings)
+	if ss, ok := sourceStats(cat); ok {
+		fmt.Fprintf(stdout, "source %s: %s\n", o.Tiles, fmtSourceStats(ss))
+	}
+	if sum.Failed > 0 {
+		reportFailures(stdout, sum)
+		return incompleteError{sum.Failed}
+	}
 	if len(mine) > 0 {
 		return skippedError{len(mine)}
 	}
@@ -348,3 +357,64 @@ func progressReporter(log *slog.Logger, stdout io.Writer) (func(materializer.Pro
 		}
 	}, func() {}
 }
+
+// failuresShown is how many distinct causes of left-out files are printed.
+const failuresShown = 20
+
+// reportFailures prints why files were left out, one line per distinct
+// cause (a tile, its URL and the reason) with how many files it took and
+// one of them.
+func reportFailures(w io.Writer, sum materializer.Summary) {
+	type group struct {
+		cause, key string
+		n          int
+	}
+	var groups []*group
+	byCause := map[string]*group{}
+	for _, f := range sum.Failures {
+		c := failureCause(f.Err)
+		g := byCause[c]
+		if g == nil {
+			g = &group{cause: c, key: f.Key}
+			byCause[c] = g
+			groups = append(groups, g)
+		}
+		g.n++
+	}
+	fmt.Fprintf(w, "%d file(s) left out because their tiles failed", sum.Failed)
+	if len(sum.HeldBack) > 0 {
+		fmt.Fprintf(w, " (and %s held back until they are written)", strings.Join(sum.HeldBack, ", "))
+	}
+	fmt.Fprintln(w, "; run the same command again to finish them:")
+	for i, g := range groups {
+		if i == failuresShown {
+			fmt.Fprintf(w, "  … and %d more causes\n", len(groups)-failuresShown)
+			break
+		}
+		fmt.Fprintf(w, "  %s\n    (%d file(s), e.g. %s)\n", g.cause, g.n, g.key)
+	}
+	if int64(len(sum.Failures)) < sum.Failed {
+		fmt.Fprintf(w, "  (only the first %d failures are listed)\n", len(sum.Failures))
+	}
+}
+
+// failureCause is the part of a generation error that names the tile and
+// what failed with it ("tile <coord>: <file or URL>: <reason>"), without
+// the chain of keys that were derived from it; the whole error when it
+// names no tile.
+func failureCause(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "tile "); i == 0 || (i >= 2 && msg[i-2:i] == ": ") {
+		return msg[i:]
+	}
+	return msg
+}
+
+// incompleteError makes a run that left files out end with exit status 3,
+// after writing everything else.
+type incompleteError struct{ n int64 }
+
+func (e incompleteError) Error() string {
+	return fmt.Sprintf("%d file(s) were left out (see above); everything else was written, and a rerun finishes them", e.n)
+}
+func (e incompleteError) ExitCode() int { return 3 }

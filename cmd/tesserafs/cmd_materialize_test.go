@@ -11,13 +11,14 @@ import (
 	"testing"
 
 	"github.com/tesserafs/tesserafs/internal/testtiles"
+	"github.com/tesserafs/tesserafs/materializer"
 )
 
 func readTree(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".tesserafs-") {
+		if err != nil || d.IsDir() {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
@@ -80,6 +81,13 @@ func TestMaterializeBadTiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The reference is listed, not read from the registry it was copied
+	// with, which still names the tiles it no longer has.
+	for _, f := range []string{"registry.parquet", "landmasks.parquet"} {
+		if err := os.Remove(filepath.Join(ref, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// An unreadable landmask means all land plus a warning: the same as no
 	// landmask at all.
 	if err := os.WriteFile(mask(bad, "grid_-0.05_85.05"), []byte("II*\x00garbage"), 0o644); err != nil {
@@ -98,7 +106,7 @@ func TestMaterializeBadTiles(t *testing.T) {
 	ctx := context.Background()
 	outBad, outRef := t.TempDir(), t.TempDir()
 	var stdout bytes.Buffer
-	err := runMaterialize(ctx, materializeOptions{tileOptions: tileOptions{Tiles: bad, Workers: 2}, Out: outBad}, &stdout)
+	err := runMaterialize(ctx, materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: bad, Workers: 2}}, Out: outBad}, &stdout)
 	var se skippedError
 	if !errors.As(err, &se) || se.n != len(cases) || se.ExitCode() != 3 {
 		t.Fatalf("err = %v, want %d skipped tiles and exit status 3", err, len(cases))
@@ -114,7 +122,7 @@ func TestMaterializeBadTiles(t *testing.T) {
 	if !strings.Contains(stdout.String(), "3 tile(s) skipped") {
 		t.Errorf("summary does not count skipped tiles: %s", stdout.String())
 	}
-	if err := runMaterialize(ctx, materializeOptions{tileOptions: tileOptions{Tiles: ref, Workers: 2}, Out: outRef}, &stdout); err != nil {
+	if err := runMaterialize(ctx, materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: ref, Workers: 2}}, Out: outRef}, &stdout); err != nil {
 		t.Fatal(err)
 	}
 	got, want := readTree(t, outBad), readTree(t, outRef)
@@ -137,15 +145,15 @@ func TestMaterializeBadFlags(t *testing.T) {
 		o    materializeOptions
 		want string
 	}{
-		{"no tiles", materializeOptions{tileOptions: tileOptions{Workers: 1}, Out: t.TempDir()}, "--tiles is required"},
-		{"missing tiles", materializeOptions{tileOptions: tileOptions{Tiles: "/nonexistent", Workers: 1}, Out: t.TempDir()}, "no such file"},
-		{"tiles not a dir", materializeOptions{tileOptions: tileOptions{Tiles: notDir, Workers: 1}, Out: t.TempDir()}, "not a directory"},
-		{"no out", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1}}, "--out is required"},
-		{"zero workers", materializeOptions{tileOptions: tileOptions{Tiles: tiles}, Out: t.TempDir()}, "--workers 0"},
-		{"bad zone", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Zones: []int{61}}, Out: t.TempDir()}, "not a UTM zone"},
-		{"bad year", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{24}}, Out: t.TempDir()}, "not a plausible year"},
-		{"no such year", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{2019}}, Out: t.TempDir()}, "2019: no directory"},
-		{"out inside tiles", materializeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1},
+		{"no tiles", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Workers: 1}}, Out: t.TempDir()}, "--tiles is required"},
+		{"missing tiles", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: "/nonexistent", Workers: 1}}, Out: t.TempDir()}, "no such file"},
+		{"tiles not a dir", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: notDir, Workers: 1}}, Out: t.TempDir()}, "not a directory"},
+		{"no out", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1}}}, "--out is required"},
+		{"zero workers", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles}}, Out: t.TempDir()}, "--workers 0"},
+		{"bad zone", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Zones: []int{61}}}, Out: t.TempDir()}, "not a UTM zone"},
+		{"bad year", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{24}}}, Out: t.TempDir()}, "not a plausible year"},
+		{"no such year", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Years: []int{2019}}}, Out: t.TempDir()}, "year 2019: no tiles"},
+		{"out inside tiles", materializeOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1}},
 			Out: filepath.Join(tiles, "global_0.1_degree_representation", "out")}, "inside the tiles root"},
 	}
 	for _, tc := range tests {
@@ -162,3 +170,32 @@ func TestMaterializeBadFlags(t *testing.T) {
 type io_discard struct{}
 
 func (io_discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestReportFailures(t *testing.T) {
+	const url = "http://127.0.0.1:1/global_0.1_degree_representation/2024/grid_0.15_52.05/grid_0.15_52.05.npy"
+	cause := "tile grid_0.15_52.05: npy " + url + ": bytes 0-1048575: 503 Service Unavailable"
+	sum := materializer.Summary{Failed: 3, HeldBack: []string{"2024.zarr/zarr.json"}, Failures: []materializer.Failure{
+		{Key: "2024.zarr/utm30/embeddings/c/4/0/0", Err: errors.New("2024.zarr/utm30/embeddings/c/4/0/0: " + cause)},
+		{Key: "2024.zarr/global_rgb/1/rgb/c/48/1756/0", Err: errors.New("2024.zarr/global_rgb/1/rgb/c/48/1756/0: 2024.zarr/global_rgb/0/rgb/c/97/3512/0: zone 30: " + cause)},
+		{Key: "2024.zarr/utm31/embeddings/c/0/0/0", Err: errors.New("2024.zarr/utm31/embeddings/c/0/0/0: disk on fire")},
+	}}
+	var buf bytes.Buffer
+	reportFailures(&buf, sum)
+	out := buf.String()
+	for _, want := range []string{
+		"3 file(s) left out", "2024.zarr/zarr.json held back", "run the same command again",
+		"  " + cause + "\n    (2 file(s), e.g. 2024.zarr/utm30/embeddings/c/4/0/0)",
+		"disk on fire\n    (1 file(s), e.g. 2024.zarr/utm31/embeddings/c/0/0/0)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, url) != 1 {
+		t.Errorf("the failing URL should be named once (one cause):\n%s", out)
+	}
+	var ie incompleteError
+	if !errors.As(error(incompleteError{3}), &ie) || ie.ExitCode() != 3 {
+		t.Error("an incomplete run must exit 3")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -61,10 +62,37 @@ func (o *cacheOptions) open(log *slog.Logger) (*cache.Cache, error) {
 	}
 	c, err := cache.Open(o.Cache, cache.Options{Budget: budget, Logger: log})
 	if errors.Is(err, cache.ErrLocked) {
-		return nil, usageErrorf("cache %s is in use by another tesserafs process (a running mount?): "+
-			"unmount it first, or give this command another --cache", o.Cache)
+		return nil, usageErrorf("cache %s is in use by %s: one cache serves one process at a time (mount, serve, "+
+			"materialize or cache warm); stop that process first (unmount, or Ctrl-C the server), or give this command another --cache",
+			o.Cache, lockHolder(o.Cache))
 	}
 	return c, err
+}
+
+// lockHolder describes the process holding a cache directory's lock: badger
+// writes the holder's pid to LOCK in the directory.
+func lockHolder(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return "another process"
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return "another process"
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(cmdline) == 0 {
+		return fmt.Sprintf("process %d", pid)
+	}
+	args := strings.Fields(strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " "))
+	if len(args) > 1 {
+		args[0] = filepath.Base(args[0])
+	}
+	cmd := strings.Join(args, " ")
+	if len(cmd) > 160 {
+		cmd = cmd[:160] + "…"
+	}
+	return fmt.Sprintf("process %d (%s)", pid, cmd)
 }
 
 // parseSize parses a byte size: a number with an optional unit, binary
@@ -95,7 +123,7 @@ func parseSize(s string) (int64, error) {
 }
 
 type mountOptions struct {
-	tileOptions
+	storeOptions
 	cacheOptions
 	ForceUnmount bool
 	AllowOther   bool
@@ -125,8 +153,7 @@ connected") is reported with the way out; --force-unmount clears it.`,
 			return runMount(cmd.Context(), o, args[0], cmd.OutOrStdout())
 		},
 	}
-	o.tileOptions.register(cmd.Flags())
-	o.registerStretch(cmd.Flags())
+	o.storeOptions.register(cmd.Flags())
 	o.cacheOptions.register(cmd.Flags(), "cache budget: disk the cache may use, e.g. 20GiB (default: the cache's last, or 20GiB)")
 	cmd.Flags().BoolVar(&o.ForceUnmount, "force-unmount", false, "detach a stale mount left at MOUNTPOINT by a killed tesserafs, then mount")
 	cmd.Flags().BoolVar(&o.AllowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
@@ -212,15 +239,22 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 			log.Error("closing the cache", "err", err)
 		}
 	}()
-	cat, skipped, err := o.discover(ctx)
+	// The mount is ready without opening a tile: each tile is checked the
+	// first time a shard needs it, and a bad one fails its shards.
+	o.lazy = true
+	st, err := o.storeOptions.open(ctx, storeWith{Cache: c, Logger: log})
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build(), Cache: c, Logger: log})
-	if err != nil {
-		return err
+	// Discovery's garbage (registry pages, listings: hundreds of MB for a
+	// million tiles) goes back to the OS before the mount settles in.
+	debug.FreeOSMemory()
+	cat, skipped := st.Catalogue(), st.Skipped
+	if _, ok := sourceStats(cat); ok {
+		// `cache stats` on this cache then shows the source's counters.
+		c.SetSourceStats(func() cache.SourceStats { ss, _ := sourceStats(cat); return ss })
 	}
-	srv, err := fusefs.Mount(ctx, st, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
+	srv, err := fusefs.Mount(ctx, st.Store, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -233,12 +267,12 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 		years = append(years, fmt.Sprintf("%d.zarr", y.Year))
 	}
 	fmt.Fprintf(stdout, "tesserafs: mounted at %s (ready in %.2fs)\n", mp, time.Since(start).Seconds())
-	fmt.Fprintf(stdout, "  serving %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped\n",
+	fmt.Fprintf(stdout, "  serving %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped; each tile is checked when first read\n",
 		strings.Join(years, ", "), countTiles(cat), countZones(cat), len(skipped))
 	fmt.Fprintf(stdout, "  cache %s: %d entries, %s of %s\n", o.Cache, cs.Entries, fmtBytes(cs.Bytes), fmtBytes(cs.Budget))
 	fmt.Fprintf(stdout, "  to unmount: Ctrl-C or kill %d here, or  fusermount3 -u %s  (as root: umount %s)\n", os.Getpid(), mp, mp)
 	if o.onReady != nil {
-		o.onReady(srv, st)
+		o.onReady(srv, st.Store)
 	}
 
 	served := make(chan struct{})
@@ -255,6 +289,12 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	s, cs := st.Stats(), c.Stats()
 	fmt.Fprintf(stdout, "tesserafs: unmounted %s: %d chunks generated (%s), %d served from the cache; cache %d entries, %s\n",
 		mp, s.Generated, fmtBytes(s.Bytes), s.CacheHits, cs.Entries, fmtBytes(cs.Bytes))
+	if ss, ok := sourceStats(cat); ok {
+		fmt.Fprintf(stdout, "  source %s: %s\n", o.Tiles, fmtSourceStats(ss))
+	}
+	if late := cat.LateProblems(); len(late) > 0 {
+		reportProblems(log, "tile failed when first read (its shards failed)", late)
+	}
 	return nil
 }
 

@@ -107,7 +107,7 @@ func TestMountRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := mountOptions{tileOptions: tileOptions{Tiles: tt.tiles, Workers: 1, Stretch: "zone"},
+			o := mountOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tt.tiles, Workers: 1}, Stretch: "zone"},
 				cacheOptions: cacheOptions{Cache: tt.cdir, CacheSize: tt.size}}
 			err := runMount(context.Background(), o, tt.mp, io.Discard)
 			var ue userError
@@ -133,7 +133,7 @@ func TestMountServesAndUnmounts(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *store.Store, 1)
-	o := mountOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 2, Stretch: "zone", Zones: []int{30}},
+	o := mountOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 2, Zones: []int{30}}, Stretch: "zone"},
 		cacheOptions: cacheOptions{Cache: filepath.Join(t.TempDir(), "cache"), CacheSize: "256MiB"},
 		onReady:      func(_ *fusefs.Server, st *store.Store) { ready <- st }}
 	var out syncBuffer
@@ -293,7 +293,7 @@ func TestMountKill9(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.wait(t)
 
-	o := mountOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 2, Stretch: "zone"},
+	o := mountOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 2}, Stretch: "zone"},
 		cacheOptions: cacheOptions{Cache: cdir}}
 	err := runMount(context.Background(), o, mp, io.Discard)
 	var ue userError
@@ -345,7 +345,7 @@ func TestCacheCommands(t *testing.T) {
 	warm := func(zones []int, bbox string) string {
 		t.Helper()
 		var out bytes.Buffer
-		o := cacheWarmOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 2, Stretch: "zone", Zones: zones},
+		o := cacheWarmOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 2, Zones: zones}, Stretch: "zone"},
 			cacheOptions: cacheOptions{Cache: cdir, CacheSize: "512MiB"}, BBox: bbox}
 		if err := runCacheWarm(ctx, o, &out); err != nil {
 			t.Fatal(err)
@@ -393,7 +393,7 @@ func TestCacheCommands(t *testing.T) {
 		t.Errorf("%d entries after clear", n)
 	}
 
-	if err := runCacheWarm(ctx, cacheWarmOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1, Stretch: "zone"},
+	if err := runCacheWarm(ctx, cacheWarmOptions{storeOptions: storeOptions{tileOptions: tileOptions{Tiles: tiles, Workers: 1}, Stretch: "zone"},
 		cacheOptions: cacheOptions{Cache: cdir}}, io.Discard); err == nil || !strings.Contains(err.Error(), "--zones or --bbox") {
 		t.Errorf("warm with nothing to warm: %v", err)
 	}

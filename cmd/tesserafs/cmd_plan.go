@@ -8,14 +8,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/materializer"
 )
 
 func init() { subcommands = append(subcommands, newPlanCmd) }
 
 type planOptions struct {
-	tileOptions
+	storeOptions
 	Partitions int
 	JSON       bool
 }
@@ -54,21 +53,14 @@ type planJSON struct {
 }
 
 func runPlan(ctx context.Context, o planOptions, stdout io.Writer) error {
-	if err := o.validate(); err != nil {
-		return err
-	}
 	if o.Partitions < 1 {
 		return usageErrorf("--partitions %d: want ≥ 1", o.Partitions)
 	}
-	cat, _, err := o.discover(ctx)
+	st, err := o.open(ctx, storeWith{})
 	if err != nil {
 		return err
 	}
-	st, err := store.New(cat, store.Options{Workers: o.Workers, Build: o.build()})
-	if err != nil {
-		return err
-	}
-	plan, err := materializer.NewPlan(ctx, st, o.Partitions)
+	plan, err := materializer.NewPlan(ctx, st.Store, o.Partitions)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,9 @@ the embedding at 10 m pixel (e, n) is a hash of (e, n, b), band 127 is a stamp
 of the tile, scales are a function of (e, n) with sparse +Inf pixels, and the
 landmask has 200 x 200 px water squares. Tests compare what tesserafs builds
 with that function. Every file is written atomically; <out>/synth.json lists
-the tiles of every year written so far.
+the tiles of every year written so far, and <out>/registry.parquet and
+<out>/landmasks.parquet list them in geotessera's schema (sizes, mtimes,
+sha256), so the root can also be served as a remote root over HTTP or S3.
 
 Choose the tiles with exactly one of:
   --preset NAME                  a named set (below)
@@ -66,7 +68,9 @@ Presets:
 
 --sparse writes each .npy as a header and a hole (no disk blocks; the data
 reads as zeros, a valid scale of 0) and an all-land landmask of a few KB:
-100,000 tiles take tens of seconds and almost no disk.`,
+100,000 tiles take tens of seconds and almost no disk. Sparse tiles get no
+.npy hashes in the registry (hashing 100 MB of zeros per tile is hours for a
+million tiles); their landmasks are hashed.`,
 		Example: `  tesserafs synth --out /tmp/tiles --year 2024 --preset test
   tesserafs synth --out /tmp/tiles --year 2024 --region 0,52,0.3,52.3
   tesserafs synth --out /tmp/big --year 2024 --count 100000 --at 0.05,40.05 --sparse`,

@@ -76,7 +76,27 @@ type Stats struct {
 	Disk int64 `json:"disk"`
 	// Written is when these stats were taken (set in the stats file).
 	Written time.Time `json:"written,omitzero"`
+	// Source is what the remote tiles source of the process holding the
+	// cache has done, when it reads remote tiles (see SetSourceStats).
+	Source *SourceStats `json:"source,omitempty"`
 }
+
+// SourceStats count the requests of a remote tiles source, for the stats
+// file: the cache does not read tiles, it reports on behalf of the mount.
+type SourceStats struct {
+	Requests     int64 `json:"requests"`      // ranged GETs, retries included
+	Retries      int64 `json:"retries"`       // of which retries
+	BytesFetched int64 `json:"bytes_fetched"` // body bytes received
+	BlockHits    int64 `json:"block_hits"`    // blocks served from the source's block cache
+	BlockMisses  int64 `json:"block_misses"`  // blocks fetched
+	BlockBytes   int64 `json:"block_bytes"`   // bytes in the block cache
+	BlockLimit   int64 `json:"block_limit"`   // its bound
+	Failures     int64 `json:"failures"`      // reads that failed after retries or checks
+}
+
+// SetSourceStats makes Stats (and the stats file) include what f returns:
+// a mount over remote tiles reports its source's counters here.
+func (c *Cache) SetSourceStats(f func() SourceStats) { c.sourceStats.Store(&f) }
 
 // HitRate is Hits / (Hits + Misses), or 0 before any lookup.
 func (s Stats) HitRate() float64 {
@@ -93,6 +113,8 @@ type Cache struct {
 	db   *badger.DB
 	log  *slog.Logger
 	opts Options
+
+	sourceStats atomic.Pointer[func() SourceStats]
 
 	// Sizes derived from the budget; see sizes.
 	liveCap   int64 // live entries never exceed this
@@ -863,6 +885,10 @@ func (c *Cache) Stats() Stats {
 	}
 	c.mu.Unlock()
 	st.Disk, _ = DiskUsage(c.dir)
+	if f := c.sourceStats.Load(); f != nil {
+		ss := (*f)()
+		st.Source = &ss
+	}
 	return st
 }
 

@@ -1,8 +1,12 @@
 package generate
 
 import (
+	"bytes"
 	"container/list"
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"sync"
 
@@ -17,6 +21,7 @@ import (
 // A missing or unreadable landmask means "all land" plus one warning per
 // tile (spec §1): Mask then returns nil.
 type Masks struct {
+	src    index.Source
 	budget int64
 	warn   func(index.Problem)
 
@@ -37,17 +42,43 @@ type maskEntry struct {
 // NewMasks returns a mask cache holding at most budget bytes of decoded
 // masks. warn receives one Problem per unreadable landmask.
 func NewMasks(budget int64, warn func(index.Problem)) *Masks {
+	return NewMasksFor(nil, budget, warn)
+}
+
+// NewMasksFor is NewMasks for the landmasks of src (nil: local paths). A
+// remote landmask is fetched whole (checked against its indexed size, and
+// sha256 when known) and decoded from memory.
+func NewMasksFor(src index.Source, budget int64, warn func(index.Problem)) *Masks {
+	if src == nil {
+		src = index.DirSource{}
+	}
 	if warn == nil {
 		warn = func(p index.Problem) { slog.Warn("landmask", "path", p.Path, "reason", p.Reason) }
 	}
-	return &Masks{budget: budget, warn: warn, lru: list.New(), byKey: map[string]*list.Element{}, warned: map[string]bool{}}
+	return &Masks{src: src, budget: budget, warn: warn, lru: list.New(), byKey: map[string]*list.Element{}, warned: map[string]bool{}}
 }
 
 // Mask returns the tile's landmask as H·W bytes (0 = water), or nil when
 // the tile has no usable landmask (all land).
 func (m *Masks) Mask(t *index.Tile) []uint8 {
+	pix, _ := m.MaskErr(t)
+	return pix
+}
+
+// fetchError is a remote landmask that could not be fetched (after
+// retries) or failed its integrity checks: unlike a mask that is missing
+// or undecodable, it must not be taken for "all land".
+type fetchError struct{ err error }
+
+func (e fetchError) Error() string { return e.err.Error() }
+func (e fetchError) Unwrap() error { return e.err }
+
+// MaskErr is Mask, but a remote landmask that could not be fetched is an
+// error (the shards that need it fail, and a later read tries again)
+// rather than "all land".
+func (m *Masks) MaskErr(t *index.Tile) ([]uint8, error) {
 	if t.Landmask == "" {
-		return nil
+		return nil, nil
 	}
 	m.mu.Lock()
 	if el, ok := m.byKey[t.Landmask]; ok {
@@ -55,15 +86,26 @@ func (m *Masks) Mask(t *index.Tile) []uint8 {
 		e := el.Value.(*maskEntry)
 		m.mu.Unlock()
 		<-e.ready
-		return e.pix
+		return e.pix, e.err
 	}
 	e := &maskEntry{path: t.Landmask, ready: make(chan struct{})}
-	m.byKey[t.Landmask] = m.lru.PushFront(e)
+	el := m.lru.PushFront(e)
+	m.byKey[t.Landmask] = el
 	m.mu.Unlock()
 
-	pix, err := landmask.Read(t.Landmask, t.W, t.H)
+	pix, err := m.read(t)
 	if err != nil {
 		pix = nil
+	}
+	var fe fetchError
+	if errors.As(err, &fe) {
+		e.err = fmt.Errorf("tile %s: %w", t.Coord, err)
+		close(e.ready)
+		m.mu.Lock()
+		m.lru.Remove(el)
+		delete(m.byKey, t.Landmask)
+		m.mu.Unlock()
+		return nil, e.err
 	}
 	e.pix = pix
 	close(e.ready)
@@ -81,11 +123,49 @@ func (m *Masks) Mask(t *index.Tile) []uint8 {
 		select {
 		case <-oe.ready:
 		default:
-			return pix // still being decoded by another worker; leave it
+			return pix, nil // still being decoded by another worker; leave it
 		}
 		m.lru.Remove(old)
 		delete(m.byKey, oe.path)
 		m.used -= int64(len(oe.pix))
 	}
-	return pix
+	return pix, nil
+}
+
+// read decodes t's landmask from the source.
+func (m *Masks) read(t *index.Tile) ([]uint8, error) {
+	if _, local := m.src.(index.DirSource); local {
+		return landmask.Read(t.Landmask, t.W, t.H)
+	}
+	ctx := context.Background()
+	want := index.FileStamp{Path: t.Landmask, Size: -1}
+	for _, s := range t.Inputs {
+		if s.Path == t.Landmask {
+			want = s
+		}
+	}
+	var f index.SourceFile
+	var err error
+	if want.Size < 0 {
+		f, err = m.src.Open(ctx, t.Landmask)
+	} else {
+		f, err = openStamp(ctx, m.src, want)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("landmask: %w", err)
+	}
+	if err != nil {
+		return nil, fetchError{fmt.Errorf("landmask: %w", err)}
+	}
+	defer f.Close()
+	// One read of the whole file: one request, and the sha256 check.
+	buf := make([]byte, f.Stamp().Size)
+	if n, err := f.ReadAt(buf, 0); n < len(buf) {
+		return nil, fetchError{fmt.Errorf("landmask %s: %w", t.Landmask, err)}
+	}
+	pix, err := landmask.Decode(bytes.NewReader(buf), t.W, t.H)
+	if err != nil {
+		return nil, fmt.Errorf("landmask %s: %w", t.Landmask, err)
+	}
+	return pix, nil
 }

@@ -14,23 +14,32 @@ import (
 // as GDAL's average resampling does it (spec §5), since the reference
 // builder warps with rasterio.warp.reproject(..., Resampling.average):
 //
-//   - Per output row y of a chunk, GDAL transforms the upper-left corners
-//     (x, y), x = 0…nx−1, and, in a second call, the lower-right corners
-//     (x+1, y+1) from output pixel coordinates to source pixel coordinates,
-//     each call through its approximate transformer (approxRow).
-//   - An output pixel's footprint is the box its two corners span; each
-//     source pixel in it with alpha ≥ 128 counts with GDAL's COMPUTE_WEIGHT
-//     weight (weightX, weightY: at the box's edges the unclamped overlap,
-//     so a box reaching past the zone grid's edge weighs its edge pixel
-//     more than 1), in GDAL's weighted incremental mean, in float64.
+//   - GDAL cuts the chunk into pieces, each with its own source window
+//     (warpchunks.go); a chunk inside a zone grid is one piece.
+//   - Per output row y of a piece, GDAL transforms the upper-left corners
+//     (x, y), x over the piece's columns, and, in a second call, the
+//     lower-right corners (x+1, y+1) from output pixel coordinates to
+//     source pixel coordinates, each call through its approximate
+//     transformer (approxRow).
+//   - An output pixel's footprint is the box its two corners span, in the
+//     coordinates of the piece's source window. It is skipped when a
+//     corner lies beyond the kernel's margin of the window (kernelMargin)
+//     or when the box does not overlap the window (1e-10 tolerance); else
+//     it is clamped to the window, and a span left empty by the clamp
+//     before the window's end reads the next pixel.
+//   - Each source pixel in the footprint with alpha ≥ 128 counts with
+//     GDAL's COMPUTE_WEIGHT weight (weightX, weightY: at the box's edges
+//     the unclamped overlap, so a box reaching past the window's edge
+//     weighs its edge pixel more than 1), in GDAL's weighted incremental
+//     mean, in float64.
 //   - The mean is stored as float32 (GDAL's working type for the float32
 //     destination the reference warps into) and truncated to a byte; alpha
 //     is 255 iff some band's float32 mean is non-zero.
 //
 // Zones are processed in ascending order and a later zone overwrites only
-// the pixels it sets (alpha 255). GDAL's "margin" test, which skips pixels
-// whose corners fall more than two source pixels outside the source, is
-// not applied: at 0.0001° such a footprint cannot reach the source.
+// the pixels it sets (alpha 255). GDAL's antimeridian test (a footprint
+// spanning the whole source width) cannot fire on a UTM zone at 0.0001°
+// and is not ported.
 //
 // Products are converted to float64 before they are added (float64(a*b)),
 // which forbids fused multiply-add: the bytes do not depend on the CPU.
@@ -67,6 +76,23 @@ func (t *zoneProj) init(p *index.Projector, z *index.ZoneGrid, R0, C0 int) {
 func (t *zoneProj) exact(xs []float64, y float64, out []proj.Coord) error {
 	for i, x := range xs {
 		// gt[0] + x·gt[1] + y·gt[2], gt[3] + x·gt[4] + y·gt[5]
+		out[i] = proj.Coord{t.west + float64(x*GlobalRes0) + float64(y*0), t.north + float64(x*0) + float64(y*-GlobalRes0)}
+	}
+	if err := t.p.Transform("OGC:CRS84", t.epsg, out[:len(xs)]); err != nil && !anyNonFinite(out[:len(xs)]) {
+		return err
+	}
+	inv := &t.inv
+	for i := range xs {
+		e, n := out[i][0], out[i][1]
+		out[i] = proj.Coord{inv[0] + float64(e*inv[1]) + float64(n*inv[2]), inv[3] + float64(e*inv[4]) + float64(n*inv[5])}
+	}
+	return nil
+}
+
+// exactXY projects the output points (xs[i], ys[i]) like exact.
+func (t *zoneProj) exactXY(xs, ys []float64, out []proj.Coord) error {
+	for i, x := range xs {
+		y := ys[i]
 		out[i] = proj.Coord{t.west + float64(x*GlobalRes0) + float64(y*0), t.north + float64(x*0) + float64(y*-GlobalRes0)}
 	}
 	if err := t.p.Transform("OGC:CRS84", t.epsg, out[:len(xs)]); err != nil && !anyNonFinite(out[:len(xs)]) {
@@ -164,11 +190,12 @@ func (t *zoneProj) approxSplit(xs []float64, y float64, out []proj.Coord, sme [3
 // GlobalScratch holds the buffers, PROJ context and encoder of one global
 // chunk generation at a time. It is not safe for concurrent use.
 type GlobalScratch struct {
-	proj *index.Projector
-	enc  *zarr.ShardEncoder
-	pts  []proj.Coord
-	xs   []float64
-	src  []byte
+	proj   *index.Projector
+	enc    *zarr.ShardEncoder
+	pts    []proj.Coord
+	xs     []float64
+	pieces []warpPiece
+	src    []byte
 	// Out is the decoded chunk being built.
 	Out []byte
 	buf []byte
@@ -224,36 +251,45 @@ func (g *GlobalIndex) Level0(sc *GlobalScratch, ci, cj int, rgb RGBShardFunc) (b
 }
 
 // footprint is the source window of one output pixel (see the comment at
-// the top of this file).
+// the top of this file), in the coordinates of a piece's source window.
 type footprint struct {
 	xmin, xmax, ymin, ymax float64
 	ix0, ix1, iy0, iy1     int
 }
 
 // makeFootprint computes the footprint of the output pixel whose
-// upper-left and lower-right corners are (x1, y1) and (x2, y2) in source
-// pixel coordinates, on a source of w × h pixels. ok is false when it
-// misses the source.
-func makeFootprint(x1, y1, x2, y2 float64, w, h int) (f footprint, ok bool) {
+// upper-left and lower-right corners are (x1, y1) and (x2, y2) in the
+// pixel coordinates of a source window of w × h pixels, as GDAL's average
+// kernel does: corners more than mx (my) pixels outside the window skip
+// the pixel; the box is clamped to the window, and an empty clamped span
+// before the window's end reads the next pixel, so a box just before the
+// window's first column or row reads that column or row. ok is false when
+// the pixel reads nothing.
+func makeFootprint(x1, y1, x2, y2 float64, w, h int, mx, my float64) (f footprint, ok bool) {
 	const eps = 1e-10
+	fw, fh := float64(w), float64(h)
+	// NaN (an unprojectable corner) fails these tests too.
+	if !(x1 >= -mx && x2 >= -mx && y1 >= -my && y2 >= -my &&
+		x1-fw <= mx && x2-fw <= mx && y1-fh <= my && y2-fh <= my) {
+		return f, false
+	}
 	if x1 > x2 {
 		x1, x2 = x2, x1
 	}
 	if y1 > y2 {
 		y1, y2 = y2, y1
 	}
-	// NaN (an unprojectable corner) fails these tests too.
-	if !(x2 > -eps && x1 < float64(w)+eps && y2 > -eps && y1 < float64(h)+eps) {
+	if !(x2 > -eps && x1 < fw+eps && y2 > -eps && y1 < fh+eps) {
 		return f, false
 	}
 	f = footprint{xmin: x1, xmax: x2, ymin: y1, ymax: y2}
-	f.ix0 = max(int(math.Floor(x1+eps)), 0)
-	f.ix1 = min(int(math.Ceil(x2-eps)), w)
+	f.ix0 = int(max(math.Floor(x1+eps), 0))
+	f.ix1 = int(min(math.Ceil(x2-eps), fw))
 	if f.ix0 == f.ix1 && f.ix1 < w {
 		f.ix1++
 	}
-	f.iy0 = max(int(math.Floor(y1+eps)), 0)
-	f.iy1 = min(int(math.Ceil(y2-eps)), h)
+	f.iy0 = int(max(math.Floor(y1+eps), 0))
+	f.iy1 = int(min(math.Ceil(y2-eps), fh))
 	if f.iy0 == f.iy1 && f.iy1 < h {
 		f.iy1++
 	}
@@ -320,7 +356,8 @@ type SourceFunc func(sx0, sy0, sw, sh int) ([]byte, error)
 // WarpZone paints into sc.Out the pixels of level-0 chunk (ci, cj) in
 // win (x0, y0, x1, y1, chunk pixel coordinates, end exclusive) that zone z
 // sets, reading the zone's rgb through src, and reports whether it set
-// any. See the comment at the top of this file.
+// any. The chunk is warped in GDAL's pieces (see warpchunks.go), each
+// piece as the comment at the top of this file describes.
 func (sc *GlobalScratch) WarpZone(z *index.ZoneGrid, ci, cj int, win [4]int, src SourceFunc) (bool, error) {
 	h0, w0 := GlobalShape(0)
 	R0, C0 := ci*GlobalChunk, cj*GlobalChunk
@@ -332,67 +369,89 @@ func (sc *GlobalScratch) WarpZone(z *index.ZoneGrid, ci, cj int, win [4]int, src
 	}
 	var t zoneProj
 	t.init(sc.proj, z, R0, C0)
-	// Per row: the upper-left corners (x, y) then, in a call of their own,
-	// the lower-right corners (x+1, y+1), x = 0…nx−1, as GDAL transforms
-	// them; the whole row each time, since the approximation depends on it.
-	rows := y1 - y0
-	n := 2 * rows * nx
-	if cap(sc.pts) < n {
-		sc.pts = make([]proj.Coord, n)
+	// GDAL cuts the whole chunk, whatever part of it we need.
+	pieces, err := t.chunkList(sc.pieces[:0], 0, 0, nx, ny, z.W, z.H)
+	sc.pieces = pieces
+	if err != nil {
+		return false, fmt.Errorf("chunk %d/%d: %w", ci, cj, err)
 	}
-	pts := sc.pts[:n]
+	// One read for all the pieces: the union of their source windows.
+	ux0, uy0, ux1, uy1 := z.W, z.H, 0, 0
+	n := 0
+	for i := range pieces {
+		p := &pieces[i]
+		if p.sw == 0 || p.sh == 0 || p.dx >= x1 || p.dx+p.dw <= x0 || p.dy >= y1 || p.dy+p.dh <= y0 {
+			continue
+		}
+		pieces[n] = *p
+		n++
+		ux0, uy0 = min(ux0, p.sx), min(uy0, p.sy)
+		ux1, uy1 = max(ux1, p.sx+p.sw), max(uy1, p.sy+p.sh)
+	}
+	if n == 0 {
+		return false, nil
+	}
+	uw, uh := ux1-ux0, uy1-uy0
+	if uw*uh > maxSourceWindow {
+		return false, fmt.Errorf("chunk %d/%d: source window of %d × %d pixels: projection out of range", ci, cj, uh, uw)
+	}
+	pix, err := src(ux0, uy0, uw, uh)
+	if err != nil {
+		return false, err
+	}
+	if len(pix) < uw*uh*RGBA {
+		return false, fmt.Errorf("chunk %d/%d: source window of %d × %d pixels read as %d bytes", ci, cj, uh, uw, len(pix))
+	}
+	got := false
+	for i := range pieces[:n] {
+		p := &pieces[i]
+		// The piece's source window inside the union.
+		view := pix[((p.sy-uy0)*uw+p.sx-ux0)*RGBA:]
+		set, err := sc.warpPiece(&t, p, [4]int{max(x0, p.dx), max(y0, p.dy), min(x1, p.dx+p.dw), min(y1, p.dy+p.dh)}, view, uw)
+		if err != nil {
+			return false, fmt.Errorf("chunk %d/%d: %w", ci, cj, err)
+		}
+		got = got || set
+	}
+	return got, nil
+}
+
+// warpPiece paints the pixels of piece p in win (chunk pixel coordinates,
+// inside the piece) that get a value and reports whether there were any;
+// pix holds the piece's source window from its first pixel on, RGBA, rows
+// stride pixels apart.
+func (sc *GlobalScratch) warpPiece(t *zoneProj, p *warpPiece, win [4]int, pix []byte, stride int) (bool, error) {
+	x0, y0, x1, y1 := win[0], win[1], win[2], win[3]
+	sx0, sy0, sw, sh := p.sx, p.sy, p.sw, p.sh
+	mx, my := kernelMargin(p.dw, sw, p.rawW), kernelMargin(p.dh, sh, p.rawH)
+	// Per row: the upper-left corners (x, y) then, in a call of their own,
+	// the lower-right corners (x+1, y+1), x over the piece's columns, as
+	// GDAL transforms them; the piece's whole row each time, since the
+	// approximation depends on it.
+	nx := p.dw
+	if cap(sc.pts) < 2*nx {
+		sc.pts = make([]proj.Coord, 2*nx)
+	}
+	ul, lr := sc.pts[:nx], sc.pts[nx:2*nx]
 	if cap(sc.xs) < 2*nx {
 		sc.xs = make([]float64, 2*nx)
 	}
 	ulx, lrx := sc.xs[:nx], sc.xs[nx:2*nx]
 	for x := range nx {
-		ulx[x], lrx[x] = float64(x), float64(x)+1
+		ulx[x], lrx[x] = float64(p.dx+x), float64(p.dx+x)+1
 	}
-	for r := range rows {
-		y := float64(y0 + r)
-		if err := t.approxRow(ulx, y, pts[2*r*nx:][:nx]); err != nil {
-			return false, err
-		}
-		if err := t.approxRow(lrx, y+1, pts[(2*r+1)*nx:][:nx]); err != nil {
-			return false, err
-		}
-	}
-	corners := func(y, x int) (ul, lr proj.Coord) {
-		r := y - y0
-		return pts[2*r*nx+x], pts[(2*r+1)*nx+x]
-	}
-	// The source window all footprints read.
-	sx0, sy0, sx1, sy1 := z.W, z.H, 0, 0
-	for y := y0; y < y1; y++ {
-		for x := x0; x < x1; x++ {
-			ul, lr := corners(y, x)
-			f, ok := makeFootprint(ul[0], ul[1], lr[0], lr[1], z.W, z.H)
-			if !ok {
-				continue
-			}
-			sx0, sx1 = min(sx0, f.ix0), max(sx1, f.ix1)
-			sy0, sy1 = min(sy0, f.iy0), max(sy1, f.iy1)
-		}
-	}
-	if sx0 >= sx1 || sy0 >= sy1 {
-		return false, nil
-	}
-	sw, sh := sx1-sx0, sy1-sy0
-	if sw*sh > maxSourceWindow {
-		return false, fmt.Errorf("chunk %d/%d: source window of %d × %d pixels: projection out of range", ci, cj, sh, sw)
-	}
-	pix, err := src(sx0, sy0, sw, sh)
-	if err != nil {
-		return false, err
-	}
-	if len(pix) < sw*sh*RGBA {
-		return false, fmt.Errorf("chunk %d/%d: source window of %d × %d pixels read as %d bytes", ci, cj, sh, sw, len(pix))
-	}
+	offX, offY := float64(sx0), float64(sy0)
 	got := false
 	for y := y0; y < y1; y++ {
+		if err := t.approxRow(ulx, float64(y), ul); err != nil {
+			return false, err
+		}
+		if err := t.approxRow(lrx, float64(y)+1, lr); err != nil {
+			return false, err
+		}
 		for x := x0; x < x1; x++ {
-			ul, lr := corners(y, x)
-			f, ok := makeFootprint(ul[0], ul[1], lr[0], lr[1], z.W, z.H)
+			a, b := ul[x-p.dx], lr[x-p.dx]
+			f, ok := makeFootprint(a[0]-offX, a[1]-offY, b[0]-offX, b[1]-offY, sw, sh, mx, my)
 			if !ok {
 				continue
 			}
@@ -400,10 +459,10 @@ func (sc *GlobalScratch) WarpZone(z *index.ZoneGrid, ci, cj int, win [4]int, src
 			total := 0.0
 			for iy := f.iy0; iy < f.iy1; iy++ {
 				wy := f.weightY(iy)
-				row := pix[(iy-sy0)*sw*RGBA:][:sw*RGBA]
+				row := pix[iy*stride*RGBA:][:sw*RGBA]
 				for ix := f.ix0; ix < f.ix1; ix++ {
-					p := row[(ix-sx0)*RGBA:][:RGBA]
-					if p[3] < 128 {
+					q := row[ix*RGBA:][:RGBA]
+					if q[3] < 128 {
 						continue
 					}
 					wt := f.weightX(ix, wy)
@@ -414,7 +473,7 @@ func (sc *GlobalScratch) WarpZone(z *index.ZoneGrid, ci, cj int, win [4]int, src
 					total += wt
 					ratio := wt / total
 					for b := range RGBBands {
-						val[b] += float64(ratio * (float64(p[b]) - val[b]))
+						val[b] += float64(ratio * (float64(q[b]) - val[b]))
 					}
 				}
 			}

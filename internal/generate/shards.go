@@ -1,9 +1,11 @@
 package generate
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/npy"
@@ -20,11 +22,20 @@ type Worker struct {
 	chunk   []byte    // one raw inner chunk
 	row     []byte    // one row of a tile window (3-D scales are the widest)
 	outCap  int       // capacity of the last encoded shard, to size the next
+	src     index.Source
 }
 
-// NewWorker allocates a worker's buffers (about 9 MiB plus the encoder).
-func NewWorker() *Worker {
+// NewWorker allocates a worker's buffers (about 9 MiB plus the encoder),
+// for tiles on a local disk.
+func NewWorker() *Worker { return NewWorkerFor(nil) }
+
+// NewWorkerFor is NewWorker for the tiles of src (nil: local paths).
+func NewWorkerFor(src index.Source) *Worker {
+	if src == nil {
+		src = index.DirSource{}
+	}
 	return &Worker{
+		src:     src,
 		enc:     zarr.NewShardEncoder(ZstdLevel),
 		emb:     make([]byte, ShardSize*ShardSize*Bands),
 		scales:  make([]float32, ShardSize*ShardSize),
@@ -65,33 +76,149 @@ func (w *Worker) shardWindows(z *index.ZoneGrid, i, j int) []window {
 }
 
 // Inputs lists the source files a shard of zone z at (i, j) is built from,
-// for the cache fingerprint: every input of every overlapping tile.
+// for the cache fingerprint: every input of every overlapping tile. Tiles
+// not yet checked (a Lazy discovery) are checked first, in parallel: their
+// stamps are those of the files the check opened. A tile that fails its
+// check contributes a stamp no file has (size −1), so the fingerprint
+// matches no cache entry and generation fails on that tile by name.
 func Inputs(z *index.ZoneGrid, i, j int) []index.FileStamp {
 	sr, sc := i*ShardSize, j*ShardSize
+	return TileInputs(z.Overlapping(sr, sc, sr+ShardSize, sc+ShardSize))
+}
+
+// TileInputs lists the inputs of the placed tiles, checking them first
+// (see Inputs).
+func TileInputs(ps []index.Placement) []index.FileStamp {
+	tiles := make([]*index.Tile, len(ps))
+	for k, p := range ps {
+		tiles[k] = p.Tile
+	}
+	// Fingerprints are asked for without a context (Stat, PinCached): a
+	// check is a few header reads, bounded by the source's own timeouts.
+	index.CheckTiles(context.Background(), tiles)
 	var in []index.FileStamp
-	for _, p := range z.Overlapping(sr, sc, sr+ShardSize, sc+ShardSize) {
-		in = append(in, p.Tile.Inputs...)
+	for _, t := range tiles {
+		if err := t.Check(context.Background()); err != nil {
+			in = append(in, index.FileStamp{Path: t.Embeddings, Size: -1})
+			continue
+		}
+		in = append(in, t.Inputs...)
 	}
 	return in
 }
 
-// openChecked opens a tile's .npy and checks that it is still the file
-// that was indexed: a tile replaced since discovery must not be served
-// under the old geometry and fingerprint.
-func openChecked(t *index.Tile, path string) (*npy.File, error) {
-	f, err := npy.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("tile %s: %w", t.Coord, err)
+// openChecked opens a tile's .npy from the worker's source and checks that
+// it is still the file that was indexed: a tile replaced since discovery
+// must not be served under the old geometry and fingerprint. A remote file
+// is checked on its first read (size, ETag), a local one at once with the
+// open file's own fstat, so a file replaced after the check cannot slip in.
+func (w *Worker) openChecked(ctx context.Context, t *index.Tile, path string) (*npy.File, prefetcher, error) {
+	// A tile of a lazy discovery (the mount) is checked on first use;
+	// a bad one fails here, by name, every time.
+	if err := t.Check(ctx); err != nil {
+		return nil, nil, err
 	}
-	// f.Size and f.ModTime are the open file's own (fstat): a file
-	// replaced after this check cannot slip in.
+	want := index.FileStamp{Path: path, Size: -1}
 	for _, s := range t.Inputs {
-		if s.Path == path && (s.Size != f.Size || !s.ModTime.Equal(f.ModTime)) {
-			f.Close()
-			return nil, fmt.Errorf("tile %s: %s changed since the tiles were indexed (restart to re-index)", t.Coord, path)
+		if s.Path == path {
+			want = s
 		}
 	}
+	var sf index.SourceFile
+	var err error
+	if want.Size < 0 {
+		sf, err = w.src.Open(ctx, path)
+	} else {
+		sf, err = openStamp(ctx, w.src, want)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("tile %s: %w", t.Coord, err)
+	}
+	st := sf.Stamp()
+	f, err := npy.NewFile(sf, st.Size, st.ModTime, path)
+	if err != nil {
+		sf.Close()
+		return nil, nil, fmt.Errorf("tile %s: %w", t.Coord, err)
+	}
+	pf, _ := sf.(prefetcher)
+	return f, pf, nil
+}
+
+// prefetcher is a SourceFile that can load a byte range ahead of the reads
+// (a remote file: one request per contiguous run of missing blocks).
+type prefetcher interface {
+	Prefetch(off, n int64) error
+}
+
+// stampOpener is a Source that checks a file against its indexed stamp
+// itself (internal/source's remote roots, on the first read).
+type stampOpener interface {
+	OpenStamp(ctx context.Context, want index.FileStamp) (index.SourceFile, error)
+}
+
+func openStamp(ctx context.Context, src index.Source, want index.FileStamp) (index.SourceFile, error) {
+	if so, ok := src.(stampOpener); ok {
+		return so.OpenStamp(ctx, want)
+	}
+	f, err := src.Open(ctx, want.Path)
+	if err != nil {
+		return nil, err
+	}
+	if got := f.Stamp(); got.Size != want.Size || !got.ModTime.Equal(want.ModTime) {
+		f.Close()
+		return nil, fmt.Errorf("%s changed since the tiles were indexed (restart to re-index)", want.Path)
+	}
 	return f, nil
+}
+
+// openWindows opens the file of every window (embeddings or scales, as
+// path picks) and, for remote files, fetches every window's row band at
+// once, so that a shard costs one round of parallel requests rather than
+// one per tile. bytesPerPixel is that of the file's pixels.
+func (w *Worker) openWindows(wins []window, path func(*index.Tile) string, bytesPerPixel func(*index.Tile) int64) ([]*npy.File, error) {
+	ctx := context.Background() // generations outlive their callers (store)
+	files := make([]*npy.File, len(wins))
+	pfs := make([]prefetcher, len(wins))
+	closeAll := func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	for k, win := range wins {
+		f, pf, err := w.openChecked(ctx, win.p.Tile, path(win.p.Tile))
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		files[k], pfs[k] = f, pf
+	}
+	errs := make([]error, len(wins))
+	var wg sync.WaitGroup
+	for k, win := range wins {
+		if pfs[k] == nil {
+			continue
+		}
+		t := win.p.Tile
+		px := bytesPerPixel(t)
+		first := (int64(win.r0-win.p.Row)*int64(t.W) + int64(win.c0-win.p.Col)) * px
+		last := (int64(win.r1-1-win.p.Row)*int64(t.W) + int64(win.c1-win.p.Col)) * px
+		off := files[k].Header.DataOffset
+		wg.Go(func() {
+			if err := pfs[k].Prefetch(off+first, last-first); err != nil {
+				errs[k] = fmt.Errorf("tile %s: %w", t.Coord, err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+	}
+	return files, nil
 }
 
 // EmbeddingsShard returns the encoded embeddings shard (i, j) of zone z,
@@ -105,11 +232,22 @@ func (w *Worker) EmbeddingsShard(z *index.ZoneGrid, i, j int) ([]byte, error) {
 		return nil, err
 	}
 	const px = Bands // bytes per pixel
-	return w.encode(InnerSize*InnerSize*px, func(ci, cj int, dst []byte) {
+	// An all-zero inner chunk (the fill value) is left out (spec §3). The
+	// shard itself is written whenever a tile touches it, even in the
+	// unlikely case that every chunk is zero: listing it must not read the
+	// embeddings (spec §3), so it cannot know.
+	out, _, err := w.encode(InnerSize*InnerSize*px, func(ci, cj int, dst []byte) bool {
+		var bits byte
 		for k := range InnerSize {
-			copy(dst[k*InnerSize*px:], w.emb[((ci*InnerSize+k)*ShardSize+cj*InnerSize)*px:][:InnerSize*px])
+			row := w.emb[((ci*InnerSize+k)*ShardSize+cj*InnerSize)*px:][:InnerSize*px]
+			copy(dst[k*InnerSize*px:], row)
+			for _, b := range row {
+				bits |= b
+			}
 		}
+		return bits != 0
 	})
+	return out, err
 }
 
 // fillEmbeddings paints w.emb for shard (i, j) from its windows, in write
@@ -120,18 +258,21 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 	clear(w.emb)
 	sr, sc := i*ShardSize, j*ShardSize
 	const px = Bands // bytes per pixel
-	for _, win := range wins {
+	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.Embeddings }, func(*index.Tile) int64 { return px })
+	if err != nil {
+		return err
+	}
+	for k, win := range wins {
 		t := win.p.Tile
-		f, err := openChecked(t, t.Embeddings)
-		if err != nil {
-			return err
-		}
+		f := files[k]
+		files[k] = nil
 		n := (win.c1 - win.c0) * px
 		for r := win.r0; r < win.r1; r++ {
 			dst := w.emb[((r-sr)*ShardSize+(win.c0-sc))*px:][:n]
 			off := (int64(r-win.p.Row)*int64(t.W) + int64(win.c0-win.p.Col)) * px
 			if _, err := f.ReadAt(dst, off); err != nil {
 				f.Close()
+				closeFiles(files)
 				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Embeddings, err)
 			}
 		}
@@ -141,8 +282,10 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 }
 
 // ScalesShard returns the encoded scales shard (i, j) of zone z, or nil if
-// no tile touches it. Water pixels and non-finite scales become NaN;
-// 3-D scales are reduced by NaN-aware max over bands.
+// it has no finite scale (no tile touches it, or all its pixels are water
+// or NaN). Water pixels and non-finite scales become NaN; 3-D scales are
+// reduced by NaN-aware max over bands. An inner chunk of NaN alone (the
+// fill value) is left out (spec §3).
 func (w *Worker) ScalesShard(z *index.ZoneGrid, i, j int, masks *Masks) ([]byte, error) {
 	wins := w.shardWindows(z, i, j)
 	if len(wins) == 0 {
@@ -151,14 +294,59 @@ func (w *Worker) ScalesShard(z *index.ZoneGrid, i, j int, masks *Masks) ([]byte,
 	if err := w.fillScales(z, i, j, wins, masks); err != nil {
 		return nil, err
 	}
-	return w.encode(InnerSize*InnerSize*4, func(ci, cj int, dst []byte) {
+	out, stored, err := w.encode(InnerSize*InnerSize*4, func(ci, cj int, dst []byte) bool {
+		valid := false
 		for k := range InnerSize {
 			src := w.scales[(ci*InnerSize+k)*ShardSize+cj*InnerSize:][:InnerSize]
 			for x, v := range src {
 				binary.LittleEndian.PutUint32(dst[(k*InnerSize+x)*4:], math.Float32bits(v))
+				valid = valid || v == v
 			}
 		}
+		return valid
 	})
+	if stored == 0 {
+		return nil, err
+	}
+	return out, err
+}
+
+// NewProbe returns a Worker with only the buffers HasScales needs (about
+// 400 KiB): for deciding, without generating, which scales and rgb shards
+// exist, for tiles on a local disk. Only HasScales may be called on it.
+func NewProbe() *Worker { return NewProbeFor(nil) }
+
+// NewProbeFor is NewProbe for the tiles of src (nil: local paths).
+func NewProbeFor(src index.Source) *Worker {
+	if src == nil {
+		src = index.DirSource{}
+	}
+	return &Worker{
+		src:     src,
+		scales:  make([]float32, ShardSize*ShardSize),
+		covered: make([]bool, InnerPerSide*InnerPerSide),
+		row:     make([]byte, ShardSize*Bands*4),
+	}
+}
+
+// HasScales reports whether shard (i, j) of zone z has a finite scale,
+// that is whether its scales and rgb shards exist (spec §3: a shard whose
+// inner chunks all hold the fill value is absent). It reads the scales and
+// landmasks of the tiles that touch the shard, never their embeddings.
+func (w *Worker) HasScales(z *index.ZoneGrid, i, j int, masks *Masks) (bool, error) {
+	wins := w.shardWindows(z, i, j)
+	if len(wins) == 0 {
+		return false, nil
+	}
+	if err := w.fillScales(z, i, j, wins, masks); err != nil {
+		return false, err
+	}
+	for _, v := range w.scales {
+		if v == v {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // fillScales paints w.scales for shard (i, j) from its windows, in write
@@ -169,13 +357,21 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 		w.scales[k] = nan
 	}
 	sr, sc := i*ShardSize, j*ShardSize
-	for _, win := range wins {
+	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.Scales },
+		func(t *index.Tile) int64 { return int64(max(t.ScalesBands, 1)) * 4 })
+	if err != nil {
+		return err
+	}
+	for k, win := range wins {
 		t := win.p.Tile
-		f, err := openChecked(t, t.Scales)
+		f := files[k]
+		files[k] = nil
+		mask, err := masks.MaskErr(t)
 		if err != nil {
+			f.Close()
+			closeFiles(files)
 			return err
 		}
-		mask := masks.Mask(t)
 		bands := max(t.ScalesBands, 1)
 		n := win.c1 - win.c0
 		row := w.row[:n*bands*4]
@@ -185,6 +381,7 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 			off := (int64(tr)*int64(t.W) + int64(tc0)) * int64(bands) * 4
 			if _, err := f.ReadAt(row, off); err != nil {
 				f.Close()
+				closeFiles(files)
 				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Scales, err)
 			}
 			dst := w.scales[(r-sr)*ShardSize+(win.c0-sc):][:n]
@@ -199,6 +396,15 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 		f.Close()
 	}
 	return nil
+}
+
+// closeFiles closes the files not yet closed.
+func closeFiles(files []*npy.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // nanMax returns the NaN-aware max of little-endian float32 values, NaN if
@@ -221,25 +427,30 @@ func nanMax(b []byte) float32 {
 }
 
 // encode builds a shard of InnerPerSide² inner chunks of chunkBytes each;
-// gather copies inner chunk (ci, cj) into dst. Inner chunks that no tile
-// covers are left out (absent = fill value).
-func (w *Worker) encode(chunkBytes int, gather func(ci, cj int, dst []byte)) ([]byte, error) {
+// gather copies inner chunk (ci, cj) into dst and reports whether it holds
+// a value other than the fill value. Inner chunks that no tile covers or
+// that hold only the fill value are left out (absent = fill value, spec
+// §3); stored counts the others.
+func (w *Worker) encode(chunkBytes int, gather func(ci, cj int, dst []byte) bool) (out []byte, stored int, err error) {
 	if cap(w.chunk) < chunkBytes {
 		w.chunk = make([]byte, chunkBytes)
 	}
 	buf := w.chunk[:chunkBytes]
 	// The shard is encoded into a buffer the caller keeps (cache, reply),
 	// sized from the last one so that it is rarely grown and never copied.
-	out, err := w.enc.Encode(make([]byte, 0, w.outCap), InnerPerSide*InnerPerSide, func(k int) []byte {
+	out, err = w.enc.Encode(make([]byte, 0, w.outCap), InnerPerSide*InnerPerSide, func(k int) []byte {
 		if !w.covered[k] {
 			return nil
 		}
-		gather(k/InnerPerSide, k%InnerPerSide, buf)
+		if !gather(k/InnerPerSide, k%InnerPerSide, buf) {
+			return nil
+		}
+		stored++
 		return buf
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	w.outCap = max(w.outCap, cap(out))
-	return out, nil
+	return out, stored, nil
 }

@@ -242,7 +242,8 @@ type File struct {
 	Size    int64
 	ModTime time.Time
 
-	f        *os.File
+	f        io.ReaderAt
+	closer   io.Closer // nil: nothing to close
 	itemSize int
 	dataSize int64
 }
@@ -283,7 +284,20 @@ func open(f *os.File, path string) (*File, error) {
 	if info.Header, d, err = checkFile(f, info.Size); err != nil {
 		return nil, &fs.PathError{Op: "npy", Path: path, Err: err}
 	}
-	return &File{Header: info.Header, Path: path, Size: info.Size, ModTime: info.ModTime, f: f, itemSize: d.size, dataSize: info.Header.DataSize()}, nil
+	return &File{Header: info.Header, Path: path, Size: info.Size, ModTime: info.ModTime, f: f, closer: f, itemSize: d.size, dataSize: info.Header.DataSize()}, nil
+}
+
+// NewFile checks the .npy file read by r, of the given size, exactly as
+// Open does, and reads it through r: the way to read a file that is not on
+// a local disk (an HTTP or S3 object). Close closes r if it is an
+// io.Closer. path names the file in errors.
+func NewFile(r io.ReaderAt, size int64, modTime time.Time, path string) (*File, error) {
+	h, d, err := checkFile(r, size)
+	if err != nil {
+		return nil, &fs.PathError{Op: "npy", Path: path, Err: err}
+	}
+	c, _ := r.(io.Closer)
+	return &File{Header: h, Path: path, Size: size, ModTime: modTime, f: r, closer: c, itemSize: d.size, dataSize: h.DataSize()}, nil
 }
 
 // Info is what Stat learns of a .npy file.
@@ -297,6 +311,17 @@ type Info struct {
 // it open: the cheap way to validate many files. On Linux it costs four
 // system calls (open, fstat, pread, close).
 func Stat(path string) (Info, error) { return stat(path) }
+
+// CheckAt checks the .npy file r of the given size exactly as Open does
+// (header, dtype, order, length), for files read through something other
+// than the local file system; errors are *fs.PathError naming path.
+func CheckAt(r io.ReaderAt, size int64, path string) (Header, error) {
+	h, _, err := checkFile(r, size)
+	if err != nil {
+		return Header{}, &fs.PathError{Op: "npy", Path: path, Err: err}
+	}
+	return h, nil
+}
 
 // checkMode rejects what is not a regular file.
 func checkMode(m fs.FileMode) error {
@@ -442,7 +467,12 @@ func (f *File) ReadWindow(dst []byte, r0, c0, r1, c1 int) error {
 }
 
 // Close closes the file.
-func (f *File) Close() error { return f.f.Close() }
+func (f *File) Close() error {
+	if f.closer == nil {
+		return nil
+	}
+	return f.closer.Close()
+}
 
 // parseDict parses the header dict, a Python literal such as
 //

@@ -14,8 +14,6 @@ import (
 func (s *Store) buildTree() (*dirNode, error) {
 	// Every zone has its rgb preview and every year its global_rgb.
 	s.opts.Build.RGB = true
-	s.rgb = newRGBState()
-	s.globals = map[int]*globalYear{}
 	root := newDir()
 	for _, y := range s.cat.Years {
 		root.add(fmt.Sprintf("%d.zarr", y.Year), s.yearTree(y))
@@ -32,9 +30,13 @@ func (s *Store) yearTree(y *index.Year) *dirNode {
 	d.group = g
 	// zarr.json comes first in listings; its consolidated metadata is
 	// computed when first read, once the whole tree is in place.
-	d.add("zarr.json", &fileNode{gen: func(context.Context) ([]byte, error) {
+	d.add("zarr.json", &fileNode{gen: func(ctx context.Context) ([]byte, error) {
 		full := *g
-		full.Consolidated = consolidated(d)
+		c, err := consolidated(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		full.Consolidated = c
 		return encodeJSON(full)
 	}})
 	for _, z := range y.Zones {
@@ -48,14 +50,15 @@ func (s *Store) zoneTree(z *index.ZoneGrid) *dirNode {
 	d := newDir()
 	d.group = &zarr.GroupMetadata{Attributes: generate.ZoneAttrs(s.opts.Build, z)}
 	d.add("zarr.json", jsonFile(*d.group))
-	shards := z.Shards(generate.ShardSize)
+	// scales and rgb have the shards with a finite scale (spec §3).
+	occ := newOccupancy(s.opts.Workers, func(sh index.ShardIndex) (bool, error) { return s.probe(z, sh) })
 	d.add("band", newArray(generate.CoordMeta("int32", generate.Bands, "band"),
 		&coordSource{n: generate.Bands, chunk: func(int) []byte { return generate.BandChunk(generate.Bands) }}))
 	d.add("easting", newArray(generate.CoordMeta("float64", z.W, "easting"),
 		&coordSource{n: z.W, chunk: func(k int) []byte {
 			return generate.Float64Chunk(z.W, k, func(i int) float64 { return generate.Easting(z, i) })
 		}}))
-	d.add("embeddings", newArray(generate.EmbeddingsMeta(z), &shardSource{zone: z, shards: shards, trailing: true,
+	d.add("embeddings", newArray(generate.EmbeddingsMeta(z), &shardSource{zone: z, trailing: true,
 		gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
 			return w.EmbeddingsShard(z, i, j)
 		}}))
@@ -63,8 +66,8 @@ func (s *Store) zoneTree(z *index.ZoneGrid) *dirNode {
 		&coordSource{n: z.H, chunk: func(k int) []byte {
 			return generate.Float64Chunk(z.H, k, func(i int) float64 { return generate.Northing(z, i) })
 		}}))
-	d.add("rgb", s.rgbArray(z, shards))
-	d.add("scales", newArray(generate.ScalesMeta(z), &shardSource{zone: z, shards: shards,
+	d.add("rgb", s.rgbArray(z, occ))
+	d.add("scales", newArray(generate.ScalesMeta(z), &shardSource{zone: z, occ: occ,
 		gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
 			return w.ScalesShard(z, i, j, s.masks)
 		}}))

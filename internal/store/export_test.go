@@ -11,4 +11,4 @@ func (s *Store) Stretch(z *index.ZoneGrid) (generate.Stretch, error) {
 }
 
 // StretchesComputed counts the stretches computed from their sample.
-func (s *Store) StretchesComputed() int64 { return s.rgb.stretchesComputed.Load() }
+func (s *Store) StretchesComputed() int64 { return s.stretches.computed.Load() }

@@ -60,8 +60,8 @@ func (s *Store) globalTree(y *index.Year) *dirNode {
 	return d
 }
 
-// globalChunkKey is the key of chunk (i, j) of level l of year's global_rgb.
-func globalChunkKey(year, l, i, j int) string {
+// GlobalChunkKey is the key of chunk (i, j) of level l of year's global_rgb.
+func GlobalChunkKey(year, l, i, j int) string {
 	return fmt.Sprintf("%d.zarr/global_rgb/%d/rgb/c/%d/%d/0", year, l, i, j)
 }
 
@@ -117,12 +117,14 @@ func (gs *globalSource) Inputs(c []int) []index.FileStamp {
 		return in
 	}
 	var zones []*index.ZoneGrid
+	var placed []index.Placement
 	for _, t := range idx.Tiles(generate.GlobalChunkBox(gs.level, c[0], c[1])) {
-		in = append(in, t.Placement.Tile.Inputs...)
+		placed = append(placed, t.Placement)
 		if len(zones) == 0 || zones[len(zones)-1] != t.Zone {
 			zones = append(zones, t.Zone)
 		}
 	}
+	in = append(in, generate.TileInputs(placed)...) // checks tiles of a Lazy discovery
 	if gs.s.opts.Build.Stretch == "global" && len(zones) > 0 {
 		zones = zones[:1] // one sample for the whole year
 	}
@@ -137,17 +139,16 @@ func (gs *globalSource) Generate(ctx context.Context, _ *generate.Worker, c []in
 	if err != nil {
 		return nil, err
 	}
-	key := globalChunkKey(idx.Year, gs.level, c[0], c[1])
-	return gs.s.derivedChunk(ctx, key, func() []index.FileStamp { return gs.Inputs(c) }, func() ([]byte, error) {
-		if gs.level == 0 {
-			return gs.level0(ctx, idx, c[0], c[1])
-		}
-		return gs.reduce(ctx, idx, c[0], c[1])
-	})
+	if gs.level == 0 {
+		return gs.level0(ctx, idx, c[0], c[1])
+	}
+	return gs.reduce(ctx, idx, c[0], c[1])
 }
 
+func (*globalSource) derived() {}
+
 func (gs *globalSource) getScratch() *generate.GlobalScratch {
-	sc, _ := gs.s.rgb.scratch.Get().(*generate.GlobalScratch)
+	sc, _ := gs.s.der.scratch.Get().(*generate.GlobalScratch)
 	if sc == nil {
 		sc = generate.NewGlobalScratch()
 	}
@@ -158,9 +159,9 @@ func (gs *globalSource) getScratch() *generate.GlobalScratch {
 // dependencies (so cached, and generated at most once at a time).
 func (gs *globalSource) level0(ctx context.Context, idx *generate.GlobalIndex, i, j int) ([]byte, error) {
 	sc := gs.getScratch()
-	defer gs.s.rgb.scratch.Put(sc)
+	defer gs.s.der.scratch.Put(sc)
 	found, err := idx.Level0(sc, i, j, func(z *index.ZoneGrid, si, sj int) ([]byte, error) {
-		return gs.s.dep(ctx, rgbShardKey(z, si, sj))
+		return gs.s.dep(ctx, RGBShardKey(z, si, sj))
 	})
 	if err != nil {
 		return nil, err
@@ -168,7 +169,7 @@ func (gs *globalSource) level0(ctx context.Context, idx *generate.GlobalIndex, i
 	if !found {
 		// Listed from the tiles' footprints, but all water here: the
 		// chunk is stored as fill rather than being a name that fails.
-		gs.s.log.Debug("global_rgb chunk without data", "key", globalChunkKey(idx.Year, 0, i, j))
+		gs.s.log.Debug("global_rgb chunk without data", "key", GlobalChunkKey(idx.Year, 0, i, j))
 	}
 	return sc.Encode(sc.Out), nil
 }
@@ -185,7 +186,7 @@ func (gs *globalSource) reduce(ctx context.Context, idx *generate.GlobalIndex, i
 			if !idx.Has(l-1, ci, cj) {
 				continue
 			}
-			key := globalChunkKey(idx.Year, l-1, ci, cj)
+			key := GlobalChunkKey(idx.Year, l-1, ci, cj)
 			b, err := gs.s.dep(ctx, key)
 			if err != nil {
 				return nil, err
@@ -194,17 +195,17 @@ func (gs *globalSource) reduce(ctx context.Context, idx *generate.GlobalIndex, i
 		}
 	}
 	sc := gs.getScratch()
-	defer gs.s.rgb.scratch.Put(sc)
+	defer gs.s.der.scratch.Put(sc)
 	for qi := range 2 {
 		for qj := range 2 {
 			var child []byte
 			if b := kids[qi][qj]; b != nil {
 				raw, err := zarr.DecodeZstd(b)
 				if err != nil {
-					return nil, fmt.Errorf("%s: %w", globalChunkKey(idx.Year, l-1, 2*i+qi, 2*j+qj), err)
+					return nil, fmt.Errorf("%s: %w", GlobalChunkKey(idx.Year, l-1, 2*i+qi, 2*j+qj), err)
 				}
 				if len(raw) != generate.GlobalChunkBytes {
-					return nil, fmt.Errorf("%s: decodes to %d bytes, want %d", globalChunkKey(idx.Year, l-1, 2*i+qi, 2*j+qj), len(raw), generate.GlobalChunkBytes)
+					return nil, fmt.Errorf("%s: decodes to %d bytes, want %d", GlobalChunkKey(idx.Year, l-1, 2*i+qi, 2*j+qj), len(raw), generate.GlobalChunkBytes)
 				}
 				child = raw
 			}

@@ -8,146 +8,22 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/zarr"
 )
 
-// The previews (spec §4 rgb, §5 global_rgb) are chunks computed from other
-// chunks: a zone's rgb shards need the zone's stretch, a global_rgb level-0
-// chunk needs zone rgb shards, a level-l chunk the four level-(l−1) chunks
-// below it. Such inputs are fetched with Store.dep, which
-//
-//   - looks in a bounded in-memory cache of intermediates, then the store's
-//     Cache, then the read-through source (the materializer's output), so a
-//     zoomed-out view is cheap once the level below is computed, and a
-//     store without a Cache does not recompute a pyramid recursively;
-//   - generates what is missing in the caller's goroutine, single-flight
-//     per key, with a worker of its own rather than one of the pool. A
-//     generation holding a pool worker may wait for its dependencies, and
-//     dependencies never wait for the pool, so the pool cannot deadlock
-//     however many chunks wait on each other (the dependency graph has no
-//     cycles).
-
-// derivedBudget bounds the in-memory cache of intermediate chunks.
-const derivedBudget = 64 << 20
-
-// rgbState is a Store's state for the previews.
+// stretchState is a Store's rgb stretches, each computed once.
 //
 // Lock order: mu is never held while taking another lock.
-type rgbState struct {
-	derived     *MemCache
-	flight      singleflight.Group // dependency generations, by key
-	workers     sync.Pool          // *generate.Worker for dependency generations
-	scratch     sync.Pool          // *generate.GlobalScratch
-	readThrough atomic.Pointer[cacheRef]
-
-	mu        sync.Mutex // guards stretches
-	stretches map[stretchKey]*stretchEntry
-
-	stretchesComputed atomic.Int64 // from the sample, not from a cache
+type stretchState struct {
+	mu       sync.Mutex // guards byKey
+	byKey    map[stretchKey]*stretchEntry
+	computed atomic.Int64 // from the sample, not from a cache
 }
 
-type cacheRef struct{ c Cache }
-
-func newRGBState() *rgbState {
-	return &rgbState{
-		derived:   NewMemCache(derivedBudget),
-		stretches: map[stretchKey]*stretchEntry{},
-	}
-}
-
-// SetReadThrough makes c a source, after the store's own caches, of the
-// chunks that other chunks are computed from (zone rgb shards for
-// global_rgb level 0, level l−1 chunks for level l), and returns a
-// function that removes it. c.Put is never called. The materializer passes
-// its output directory, whose complete files are exactly the store's keys:
-// a level is then built from the level written just before it instead of
-// being recomputed.
-func (s *Store) SetReadThrough(c Cache) (remove func()) {
-	ref := &cacheRef{c}
-	s.rgb.readThrough.Store(ref)
-	return func() { s.rgb.readThrough.CompareAndSwap(ref, nil) }
-}
-
-// dep returns the bytes of a chunk another chunk is computed from, or nil
-// for a key that does not exist (an absent shard or chunk is all fill).
-func (s *Store) dep(ctx context.Context, key string) ([]byte, error) {
-	r, ok := s.resolve(key)
-	if !ok || r.arr == nil || len(r.coords) != r.arr.chunks.Dims() {
-		return nil, nil
-	}
-	src := r.arr.chunks
-	fp := fingerprint(key, src.Inputs(r.coords))
-	st := s.rgb
-	if b, ok := st.derived.Get(key, fp); ok {
-		return b, nil
-	}
-	if c := s.opts.Cache; c != nil {
-		if b, ok := c.Get(key, fp); ok {
-			s.hits.Add(1)
-			st.derived.Put(key, fp, b)
-			return b, nil
-		}
-	}
-	if ref := st.readThrough.Load(); ref != nil {
-		if b, ok := ref.c.Get(key, fp); ok {
-			st.derived.Put(key, fp, b)
-			return b, nil
-		}
-	}
-	v, err, _ := st.flight.Do(key, func() (any, error) {
-		if b, ok := st.derived.Get(key, fp); ok { // made while we waited
-			return b, nil
-		}
-		w, _ := st.workers.Get().(*generate.Worker)
-		if w == nil {
-			w = generate.NewWorker()
-		}
-		defer st.workers.Put(w)
-		gctx := context.WithValue(context.WithoutCancel(ctx), fpKey{}, fp)
-		b, err := src.Generate(gctx, w, r.coords)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
-		}
-		if b == nil {
-			return []byte(nil), nil
-		}
-		s.generated.Add(1)
-		s.bytes.Add(int64(len(b)))
-		if c := s.opts.Cache; c != nil {
-			c.Put(key, fp, b)
-		}
-		return b, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return v.([]byte), nil
-}
-
-// fpKey carries, in the context of a dependency generation, the
-// fingerprint dep has already computed.
-type fpKey struct{}
-
-// derivedChunk returns the intermediate chunk key from the in-memory cache
-// or generates it with gen and keeps it there, whichever path asked for
-// it: a chunk the materializer or a reader asked for directly is then at
-// hand when the level above needs it.
-func (s *Store) derivedChunk(ctx context.Context, key string, inputs func() []index.FileStamp, gen func() ([]byte, error)) ([]byte, error) {
-	fp, _ := ctx.Value(fpKey{}).([]byte)
-	if fp == nil {
-		fp = fingerprint(key, inputs())
-	}
-	if b, ok := s.rgb.derived.Get(key, fp); ok {
-		return b, nil
-	}
-	b, err := gen()
-	if err == nil && b != nil {
-		s.rgb.derived.Put(key, fp, b)
-	}
-	return b, err
+func newStretchState() *stretchState {
+	return &stretchState{byKey: map[stretchKey]*stretchEntry{}}
 }
 
 // stretchKey names a stretch: of one zone, or (zone 0) of a whole year.
@@ -188,21 +64,21 @@ func (s *Store) stretchInputs(z *index.ZoneGrid) []index.FileStamp {
 // callers wait for the first.
 func (s *Store) stretch(w *generate.Worker, z *index.ZoneGrid) (generate.Stretch, error) {
 	zones, key := s.stretchZones(z)
-	st := s.rgb
+	st := s.stretches
 	st.mu.Lock()
-	if e, ok := st.stretches[key]; ok {
+	if e, ok := st.byKey[key]; ok {
 		st.mu.Unlock()
 		<-e.done
 		return e.st, e.err
 	}
 	e := &stretchEntry{done: make(chan struct{})}
-	st.stretches[key] = e
+	st.byKey[key] = e
 	st.mu.Unlock()
 
 	e.st, e.err = s.computeStretch(w, zones, key)
 	if e.err != nil { // not kept: a later call tries again
 		st.mu.Lock()
-		delete(st.stretches, key)
+		delete(st.byKey, key)
 		st.mu.Unlock()
 	}
 	close(e.done)
@@ -220,7 +96,7 @@ func (s *Store) computeStretch(w *generate.Worker, zones []*index.ZoneGrid, key 
 			}
 		}
 	}
-	s.rgb.stretchesComputed.Add(1)
+	s.stretches.computed.Add(1)
 	st, err := generate.StretchFrom(len(sample), func(k int, vals []float32) ([]float32, error) {
 		zs := sample[k]
 		return w.SampleValues(zs.Zone, zs.Shard.Row, zs.Shard.Col, s.masks, vals)
@@ -268,27 +144,61 @@ func (r *rgbSource) Inputs(c []int) []index.FileStamp {
 	return append(r.shardSource.Inputs(c), r.sampleInputs()...)
 }
 
+func (*rgbSource) derived() {}
+
 // rgbArray is the rgb array of zone z.
-func (s *Store) rgbArray(z *index.ZoneGrid, shards []index.ShardIndex) *arrayNode {
-	var src *rgbSource
-	src = &rgbSource{
-		shardSource: &shardSource{zone: z, shards: shards, trailing: true,
-			gen: func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error) {
-				inputs := func() []index.FileStamp { return src.Inputs([]int{i, j, 0}) }
-				return s.derivedChunk(ctx, rgbShardKey(z, i, j), inputs, func() ([]byte, error) {
-					st, err := s.stretch(w, z)
-					if err != nil {
-						return nil, err
-					}
-					return w.RGBShard(z, i, j, s.masks, st)
-				})
+func (s *Store) rgbArray(z *index.ZoneGrid, occ *occupancy) *arrayNode {
+	src := &rgbSource{
+		shardSource: &shardSource{zone: z, occ: occ, trailing: true,
+			gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
+				st, err := s.stretch(w, z)
+				if err != nil {
+					return nil, err
+				}
+				return w.RGBShard(z, i, j, s.masks, st)
 			}},
 		sampleInputs: sync.OnceValue(func() []index.FileStamp { return s.stretchInputs(z) }),
 	}
-	return newArray(generate.RGBMeta(z), src)
+	return newLazyArray(generate.RGBMeta(z), src, func(context.Context) (zarr.Attrs, error) {
+		st, mode, err := s.RGBStretch(z.Year, z.Zone)
+		if err != nil {
+			return nil, err
+		}
+		return generate.RGBAttrs(st, mode), nil
+	})
 }
 
-// rgbShardKey is the key of rgb shard (i, j) of zone z.
-func rgbShardKey(z *index.ZoneGrid, i, j int) string {
+// RGBStretch returns the stretch of zone's rgb preview in year, and its
+// mode ("zone" or "global"), computing it (from a sample of the zone's
+// scales and embeddings) on first use.
+func (s *Store) RGBStretch(year, zone int) (generate.Stretch, string, error) {
+	y := s.cat.Year(year)
+	if y == nil {
+		return generate.Stretch{}, "", fmt.Errorf("year %d: %w", year, ErrNotFound)
+	}
+	var z *index.ZoneGrid
+	for _, c := range y.Zones {
+		if c.Zone == zone {
+			z = c
+		}
+	}
+	if z == nil {
+		return generate.Stretch{}, "", fmt.Errorf("%d.zarr/%s: %w", year, generate.ZoneGroupName(zone), ErrNotFound)
+	}
+	mode := "zone"
+	if s.opts.Build.Stretch == "global" {
+		mode = "global"
+	}
+	w, _ := s.der.workers.Get().(*generate.Worker)
+	if w == nil {
+		w = generate.NewWorkerFor(s.cat.Source)
+	}
+	defer s.der.workers.Put(w)
+	st, err := s.stretch(w, z)
+	return st, mode, err
+}
+
+// RGBShardKey is the key of rgb shard (i, j) of zone z.
+func RGBShardKey(z *index.ZoneGrid, i, j int) string {
 	return fmt.Sprintf("%d.zarr/%s/rgb/c/%d/%d/0", z.Year, generate.ZoneGroupName(z.Zone), i, j)
 }

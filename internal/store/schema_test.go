@@ -14,17 +14,13 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// schemasDir is the offline copy of the JSON schemas (../shared/spec/schemas
-// beside the repository, or $TESSERAFS_SHARED/spec/schemas).
+// schemasDir is the repository's offline copy of the JSON schemas
+// (testdata/schemas, see its README and LICENSES.md).
 func schemasDir(t *testing.T) string {
 	t.Helper()
-	shared := os.Getenv("TESSERAFS_SHARED")
-	if shared == "" {
-		shared = filepath.Join("..", "..", "shared")
-	}
-	dir := filepath.Join(shared, "spec", "schemas")
+	dir := filepath.Join("..", "..", "testdata", "schemas")
 	if _, err := os.Stat(filepath.Join(dir, "url-map.json")); err != nil {
-		t.Fatalf("no JSON schemas at %s (set TESSERAFS_SHARED): %v", dir, err)
+		t.Fatalf("no JSON schemas at %s: %v", dir, err)
 	}
 	return dir
 }

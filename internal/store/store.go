@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -26,7 +25,7 @@ import (
 
 // FormatVersion changes whenever the bytes generated for the same inputs
 // change, so cached chunks of an older tesserafs are never served.
-const FormatVersion = "tesserafs-store-1"
+const FormatVersion = "tesserafs-store-2"
 
 // ErrNotFound is returned for a key that does not exist. It matches
 // fs.ErrNotExist under errors.Is.
@@ -55,6 +54,14 @@ type Options struct {
 	Cache      Cache          // nil: no cache
 	MaskBudget int64          // bytes of decoded landmasks kept; default 256 MiB
 	Logger     *slog.Logger
+
+	// ReadThrough, if set, is a source of derived chunks (zone rgb shards,
+	// global_rgb chunks) after the store's own caches: a pyramid level is
+	// then built from the level below as read from there instead of being
+	// recomputed. It must hold only this store's bytes under their keys;
+	// its Put is never called. The materializer's output directory is one
+	// (materializer.OutputCache).
+	ReadThrough Cache
 }
 
 // Stats counts what a Store did, for tests, benchmarks and `cache stats`.
@@ -76,14 +83,16 @@ type Store struct {
 	root    *dirNode
 	masks   *generate.Masks
 	workers chan *generate.Worker
-	flight  singleflight.Group
+	flight  singleflight.Group // every chunk generation, by key
 	modTime time.Time
 
 	generated, hits, bytes atomic.Int64
 	generating, peak       atomic.Int64 // generations running now, and at most
 
-	rgb     *rgbState           // previews: stretches, intermediates (rgb.go)
-	globals map[int]*globalYear // global_rgb per year (globalrgb.go)
+	probes    sync.Pool           // *generate.Worker from NewProbe (occupancy.go)
+	der       *derivedEngine      // derived chunks (derived.go)
+	stretches *stretchState       // rgb stretches (rgb.go)
+	globals   map[int]*globalYear // global_rgb per year (globalrgb.go)
 
 	mu       sync.Mutex // guards problems
 	problems []index.Problem
@@ -102,13 +111,16 @@ func New(cat *index.Catalogue, opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 	s := &Store{
-		cat:     cat,
-		opts:    opts,
-		log:     opts.Logger,
-		workers: make(chan *generate.Worker, opts.Workers),
-		modTime: time.Now().Truncate(time.Second),
+		cat:       cat,
+		opts:      opts,
+		log:       opts.Logger,
+		workers:   make(chan *generate.Worker, opts.Workers),
+		modTime:   time.Now().Truncate(time.Second),
+		der:       newDerivedEngine(),
+		stretches: newStretchState(),
+		globals:   map[int]*globalYear{},
 	}
-	s.masks = generate.NewMasks(opts.MaskBudget, s.addProblem)
+	s.masks = generate.NewMasksFor(cat.Source, opts.MaskBudget, s.addProblem)
 	for range opts.Workers {
 		s.workers <- nil // allocated on first use
 	}
@@ -133,6 +145,9 @@ func (s *Store) Problems() []index.Problem {
 	defer s.mu.Unlock()
 	return append([]index.Problem(nil), s.problems...)
 }
+
+// ReadThrough returns Options.ReadThrough (nil if none).
+func (s *Store) ReadThrough() Cache { return s.opts.ReadThrough }
 
 // Catalogue returns the index the store serves.
 func (s *Store) Catalogue() *index.Catalogue { return s.cat }
@@ -228,20 +243,6 @@ func (s *Store) PinCached(key string, off int64, n int) (slices [][]byte, releas
 	return slices, release, ok
 }
 
-// cached says whether chunk r (key) goes through the cache, and under
-// which fingerprint: only with a cache, and only chunks made from source
-// files (the others are cheap to compute: not worth a cache entry).
-func (s *Store) cached(key string, r resolved) (fp []byte, ok bool) {
-	if s.opts.Cache == nil {
-		return nil, false
-	}
-	in := r.arr.chunks.Inputs(r.coords)
-	if in == nil {
-		return nil, false
-	}
-	return fingerprint(key, in), true
-}
-
 // Get returns a key's bytes.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	r, ok := s.resolve(key)
@@ -285,86 +286,6 @@ func (s *Store) ReadDir(ctx context.Context, key string) ([]DirEntry, error) {
 		out[i] = DirEntry{Name: strconv.Itoa(c), IsDir: isDir}
 	}
 	return out, nil
-}
-
-// fingerprint identifies a chunk's content: the format version, its key,
-// and the path, size and modification time of every input file.
-func fingerprint(key string, inputs []index.FileStamp) []byte {
-	h := sha256.New()
-	var n [8]byte
-	put := func(s string) {
-		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
-	put(FormatVersion)
-	put(key)
-	for _, in := range inputs {
-		put(in.Path)
-		binary.LittleEndian.PutUint64(n[:], uint64(in.Size))
-		h.Write(n[:])
-		binary.LittleEndian.PutUint64(n[:], uint64(in.ModTime.UnixNano()))
-		h.Write(n[:])
-	}
-	return h.Sum(nil)
-}
-
-// chunk returns a chunk's bytes: from the cache, or generated once however
-// many callers ask for it at the same time.
-func (s *Store) chunk(ctx context.Context, key string, r resolved) ([]byte, error) {
-	src := r.arr.chunks
-	var cache Cache
-	fp, useCache := s.cached(key, r)
-	if useCache {
-		cache = s.opts.Cache
-	}
-	if cache != nil {
-		if b, ok := cache.Get(key, fp); ok {
-			s.hits.Add(1)
-			return b, nil
-		}
-	}
-	ch := s.flight.DoChan(key, func() (any, error) {
-		if cache != nil {
-			if b, ok := cache.Get(key, fp); ok { // made while we waited
-				s.hits.Add(1)
-				return b, nil
-			}
-		}
-		// The generation outlives a cancelled caller: others may wait on it.
-		gctx := context.WithoutCancel(ctx)
-		w := <-s.workers
-		defer func() { s.workers <- w }()
-		if w == nil {
-			w = generate.NewWorker()
-		}
-		n := s.generating.Add(1)
-		for p := s.peak.Load(); n > p && !s.peak.CompareAndSwap(p, n); p = s.peak.Load() {
-		}
-		b, err := src.Generate(gctx, w, r.coords)
-		s.generating.Add(-1)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
-		}
-		if b == nil {
-			return nil, fmt.Errorf("%s: listed but has no data: %w", key, ErrNotFound)
-		}
-		s.generated.Add(1)
-		s.bytes.Add(int64(len(b)))
-		if cache != nil {
-			cache.Put(key, fp, b)
-		}
-		return b, nil
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.([]byte), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // onceData memoizes a small file's bytes.
@@ -420,9 +341,9 @@ func (s *Store) Walk(ctx context.Context, prefix string, fn func(key string) err
 	return nil
 }
 
-// groupPaths collects, under dir d at path p, every group and array with
+// collectMeta collects, under dir d at path p, every group and array with
 // its metadata, for consolidated metadata.
-func collectMeta(d *dirNode, p string, out map[string]any) {
+func collectMeta(ctx context.Context, d *dirNode, p string, out map[string]any) error {
 	for _, name := range d.names {
 		path := name
 		if p != "" {
@@ -433,16 +354,25 @@ func collectMeta(d *dirNode, p string, out map[string]any) {
 			if n.group != nil {
 				out[path] = *n.group
 			}
-			collectMeta(n, path, out)
+			if err := collectMeta(ctx, n, path, out); err != nil {
+				return err
+			}
 		case *arrayNode:
-			out[path] = n.meta
+			m, err := n.metadata(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			out[path] = m
 		}
 	}
+	return nil
 }
 
-func consolidated(d *dirNode) *zarr.ConsolidatedMetadata {
+func consolidated(ctx context.Context, d *dirNode) (*zarr.ConsolidatedMetadata, error) {
 	m := map[string]any{}
-	collectMeta(d, "", m)
+	if err := collectMeta(ctx, d, "", m); err != nil {
+		return nil, err
+	}
 	paths := make([]string, 0, len(m))
 	for p := range m {
 		paths = append(paths, p)
@@ -452,7 +382,7 @@ func consolidated(d *dirNode) *zarr.ConsolidatedMetadata {
 	for _, p := range paths {
 		c.Entries = append(c.Entries, zarr.Entry{Path: p, Node: m[p]})
 	}
-	return c
+	return c, nil
 }
 
 // Fingerprint identifies everything the store's bytes depend on: the
@@ -468,7 +398,7 @@ func (s *Store) Fingerprint() string {
 			fmt.Fprintf(h, "year %d zone %d\n", y.Year, z.Zone)
 			for _, p := range z.Placements {
 				for _, in := range p.Tile.Inputs {
-					fmt.Fprintf(h, "%s %d %d\n", in.Path, in.Size, in.ModTime.UnixNano())
+					fmt.Fprintf(h, "%s %d %d %q %s\n", in.Path, in.Size, in.ModTime.UnixNano(), in.ETag, in.SHA256)
 				}
 			}
 		}

@@ -70,8 +70,9 @@ func LandmaskPath(root string, c index.TileCoord) string {
 	return filepath.Join(root, LandmaskDir, c.Name()+".tiff")
 }
 
-// Write writes the tiles of opts under root in the source layout (spec §1)
-// and merges them into root's manifest, synth.json. For each tile, at tile
+// Write writes the tiles of opts under root in the source layout (spec §1),
+// merges them into root's manifest, synth.json, and rewrites root's
+// registry.parquet and landmasks.parquet from it (WriteRegistries). For each tile, at tile
 // pixel (i, j) with global pixel (gE, gN) (see Global):
 //
 //   - <name>.npy, int8 (H, W, 128): band b < 127 = Embedding(gE, gN, b),
@@ -162,6 +163,9 @@ func Write(ctx context.Context, root string, opts Options) (Summary, error) {
 	if len(done) > 0 {
 		if merr := updateManifest(root, opts.Year, done, opts.Sparse); merr != nil && err == nil {
 			err = merr
+		}
+		if err == nil {
+			err = WriteRegistries(ctx, root)
 		}
 	}
 	return sum, err

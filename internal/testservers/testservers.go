@@ -176,7 +176,7 @@ http {
   fastcgi_temp_path %[2]s/fastcgi;
   uwsgi_temp_path %[2]s/uwsgi;
   scgi_temp_path %[2]s/scgi;
-  types { application/octet-stream npy; image/tiff tiff; application/json json; }
+  types { application/octet-stream npy; image/tiff tiff; application/json json; text/html html; text/javascript js; image/png png; }
   default_type application/octet-stream;
   sendfile on;
   keepalive_requests 10000;

@@ -15,14 +15,21 @@ trunc(clip(mean, 0, 255)), alpha 255 where some band's mean is non-zero, and
 the zones are composed in ascending order, a pixel with alpha 0 not
 overwriting. A subset of the chunk's rows is stored (gzip, RGBA, 512 pixels
 a row) to keep the fixtures small.
+
+Each zone also records GDAL's chunk list, the pieces its warp operation cut
+the chunk into ("pieces": [dst x, y, w, h, src x, y, w, h] as GDAL's debug
+log reports them, pieces without source pixels are not warped and not
+logged), so that Go's port of the cutting is checked against GDAL itself.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import logging
 import math
 import pathlib
+import re
 
 import numpy as np
 import rasterio
@@ -91,8 +98,42 @@ def zone_for(ci, cj, zone, lon_frac, lat_frac, pattern_name, seed):
             "pattern": pattern_name, "seed": seed, "hole": hole}
 
 
+class _Pieces(logging.Handler):
+    """Collects the pieces GDAL's debug log reports for one warp."""
+
+    PIECE = re.compile(r"GWKAverageOrMode\(\) Src=(\d+),(\d+),(\d+)x(\d+) Dst=(\d+),(\d+),(\d+)x(\d+)")
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.pieces = []
+
+    def emit(self, record):
+        m = self.PIECE.search(record.getMessage())
+        if m:
+            v = [int(g) for g in m.groups()]
+            self.pieces.append(v[4:] + v[:4])
+
+
 def warp(z, ci, cj):
-    """GDAL's average warp of zone z into chunk (ci, cj): float32 (3, ny, nx)."""
+    """GDAL's average warp of zone z into chunk (ci, cj): float32 (3, ny, nx),
+    and the pieces GDAL cut the chunk into, in the order it warped them."""
+    log = logging.getLogger("rasterio")
+    h = _Pieces()
+    level = log.level
+    log.addHandler(h)
+    log.setLevel(logging.DEBUG)
+    try:
+        with rasterio.Env(CPL_DEBUG=True):
+            v = _warp(z, ci, cj)
+    finally:
+        log.removeHandler(h)
+        log.setLevel(level)
+    if not h.pieces:
+        raise RuntimeError("GDAL's debug log reported no warp piece: did the log format change?")
+    return v, h.pieces
+
+
+def _warp(z, ci, cj):
     src = np.moveaxis(pattern(z, 0, z["h"], 0, z["w"]), 2, 0).copy()
     west, north = chunk_origin(ci, cj)
     dst = np.zeros((4, CHUNK, CHUNK), dtype=np.float32)
@@ -109,7 +150,7 @@ def warp(z, ci, cj):
 def compose(zones, ci, cj):
     out = np.zeros((CHUNK, CHUNK, 4), dtype=np.uint8)
     for z in sorted(zones, key=lambda z: z["zone"]):
-        v = warp(z, ci, cj)
+        v, z["pieces"] = warp(z, ci, cj)
         a = (v != 0).any(axis=0)
         rgb = np.moveaxis(np.clip(v, 0, 255).astype(np.uint8), 0, 2)
         out[a, :3] = rgb[a]
@@ -133,9 +174,9 @@ def cases():
     # zone edges: the meridian between two zones crosses the chunk; each
     # zone's grid reaches a little past it, as tiles overlapping the edge do.
     # A grid that covers less than about half of the chunk's footprint makes
-    # GDAL split the chunk into smaller warps (GDALWarpOperation's chunk
-    # list, by source fill ratio), each with its own rows of corners for the
-    # approximate transformer: "whole" is False, the bytes differ slightly.
+    # GDAL cut the chunk into smaller warps (GDALWarpOperation's chunk list,
+    # by source fill ratio), each with its own source window and its own
+    # rows of corners for the approximate transformer: "whole" is False.
     for name, lon, lat, zone in [("n52_edge", 6.0, 52.0, 31), ("n70_edge", 18.0, 70.0, 33), ("s33_edge", 18.0, -33.0, 33)]:
         ci, cj = chunk_of(lon, lat)
         west, _ = chunk_origin(ci, cj)

@@ -37,7 +37,7 @@ import sys
 import time
 
 GOAL = 0.8
-SHARD = 256  # shard edge of embeddings, store-format.md §3
+SHARD = 256  # shard edge of embeddings, docs/format.md §3
 
 
 def shard_path(root: str, year: int, group: str, i: int, j: int) -> str:

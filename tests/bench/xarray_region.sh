@@ -19,10 +19,12 @@
 # Each repetition also times plain reads of the region's shard files on both
 # sides, 10 at a time like zarr-python (no zarr: the I/O path alone).
 # Every read must equal the first one (np.array_equal) and have no empty
-# pixel. Prints the medians and the ratio; exits 1 on wrong data, not on a
-# ratio below the goal. A run takes ~8-9 min (each xarray read ~80 s: zarr-
-# python decodes 262,144 inner chunks of 4 x 4 x 128), plus ~1.5 min the
-# first time (synth, materialize, cache warm).
+# pixel, and every mount-side read must be served from the cache (no cache
+# miss during it, at least one cache hit per shard of the region). Prints
+# the medians and the ratio; exits 1 on wrong data or on a read not served
+# from the cache, not on a ratio below the goal. A run takes ~8-9 min (each
+# xarray read ~80 s: zarr-python decodes 262,144 inner chunks of 4 x 4 x
+# 128), plus ~1.5 min the first time (synth, materialize, cache warm).
 #
 # Env: BIN (bin/tesserafs), PY (.venv/bin/python), REPS (3), OFFSET (0: a
 # shard-aligned region, read by zarr as whole shards; e.g. 128 shifts it so
@@ -98,17 +100,32 @@ mount_fresh() {
   tfs_mount "$bin" "$log" "$mp" --tiles "$tiles" --cache "$cache" --cache-size 4GiB --year "$year" || exit 1
 }
 
-# After a mount-side read: the mount should have served every shard of the
-# region from the cache (what it generates are the small metadata and
-# coordinate keys, which are not cached).
+# cache_misses prints the cache's lookup misses so far (counted across
+# mounts and persisted by the cache).
+cache_misses() {
+  "$bin" cache stats --cache "$cache" | awk '$1 == "misses" { print $2 }'
+}
+
+# After a mount-side read: the mount must have served every shard of the
+# region from the cache. It fails (1) when the cache missed any lookup
+# during the read (a shard was then generated, so the timing is not that of
+# a cache read) or served fewer than the region's shards. What the mount
+# generates without a miss are the small coordinate chunks, which are not
+# cached by design.
 check_served_from_cache() {
+  local misses_before=$1 line served misses
   unmount
-  local line served
   line=$(grep -h "unmounted" "$log" || true)
   served=$(sed -n 's/.*, \([0-9]*\) served from the cache.*/\1/p' <<<"$line")
-  echo "    mount: ${line#*: unmounted $mp: }"
+  misses=$(cache_misses)
+  echo "    mount: ${line#*: unmounted $mp: }; cache misses during the read: $((misses - misses_before))"
+  if [ -z "$misses" ] || [ "$misses" -ne "$misses_before" ]; then
+    echo "xarray-region: FAIL: the cache missed $((${misses:-0} - misses_before)) lookups during the mount-side read: not a read from the cache" >&2
+    return 1
+  fi
   if [ "${served:-0}" -lt "$nshards" ]; then
-    echo "xarray-region: the mount served ${served:-?} shards from the cache, the region has $nshards: cache not warm?" >&2
+    echo "xarray-region: FAIL: the mount served ${served:-?} chunks from the cache, the region has $nshards shards" >&2
+    return 1
   fi
 }
 
@@ -119,9 +136,12 @@ common=(--year "$year" --group "$group" --row "$row" --col "$col" --size "$size"
   --ref "$ref" --out "$results" --drop-cache --fadvise "$out/$year.zarr/$group" --fadvise "$cache")
 read_materialized() { "$py" "$here/xarray_region.py" read --root "$out" --side materialized "${common[@]}" "$@"; }
 read_mount() {
+  local before st=0
+  before=$(cache_misses)
   mount_fresh
-  "$py" "$here/xarray_region.py" read --root "$mp" --side mount "${common[@]}" "$@"
-  check_served_from_cache
+  "$py" "$here/xarray_region.py" read --root "$mp" --side mount "${common[@]}" "$@" || st=1
+  check_served_from_cache "$before" || st=1
+  return "$st"
 }
 
 rc=0

@@ -10,7 +10,6 @@ Configuration (environment):
                     <year>.zarr/ and catalog.json (e.g. materialized=/tmp/out:mount=/mnt/t).
   TESSERAFS_OUT     shorthand for TESSERAFS_ROOTS=materialized=$TESSERAFS_OUT.
   TESSERAFS_YEAR    the year to test when synth.json holds several.
-  TESSERAFS_SHARED  the shared/ directory (spec/schemas); default: <repo>/../shared.
   TESSERAFS_NODE    node binary for the zarrita.js test (default: node on PATH).
 
 Every test that takes the `root` fixture runs once per root. A missing or
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import geometry
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+SCHEMAS = REPO / "testdata" / "schemas"
 
 
 @dataclass(frozen=True)
@@ -69,18 +68,6 @@ def _parse_roots() -> list[tuple[str, Path]]:
     return roots
 
 
-def _shared_dir() -> Path:
-    env = os.environ.get("TESSERAFS_SHARED")
-    if env:
-        return Path(env)
-    try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=HERE, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        return Path(top).parent / "shared"
-    except (OSError, subprocess.CalledProcessError):
-        return REPO.parent / "shared"
-
-
 def pytest_configure(config):
     tiles = os.environ.get("TESSERAFS_TILES")
     if not tiles:
@@ -97,7 +84,6 @@ def pytest_configure(config):
     config._tfs_manifest = manifest
     config._tfs_tiles = Path(tiles).absolute()
     config._tfs_roots = [Root(n, p, manifest.year) for n, p in _parse_roots()]
-    config._tfs_shared = _shared_dir()
 
 
 def pytest_report_header(config):
@@ -105,7 +91,7 @@ def pytest_report_header(config):
     zones = ", ".join(f"{z.name} {z.H}x{z.W} ({z.n_tiles} tiles)" for z in m.zones.values())
     return [f"tesserafs tiles: {config._tfs_tiles} (year {m.year}; {zones})",
             "tesserafs roots: " + ", ".join(str(r) for r in config._tfs_roots),
-            f"tesserafs shared: {config._tfs_shared}"]
+            f"tesserafs schemas: {SCHEMAS}"]
 
 
 def pytest_generate_tests(metafunc):
@@ -132,11 +118,11 @@ def tiles_root(pytestconfig) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_dir(pytestconfig) -> Path:
-    d = pytestconfig._tfs_shared
-    if not (d / "spec" / "schemas" / "url-map.json").is_file():
-        pytest.fail(f"shared directory {d} has no spec/schemas/url-map.json (set TESSERAFS_SHARED)")
-    return d
+def schemas_dir() -> Path:
+    """The repository's offline JSON schemas (testdata/schemas, see its README)."""
+    if not (SCHEMAS / "url-map.json").is_file():
+        pytest.fail(f"{SCHEMAS} has no url-map.json: the vendored schemas are missing")
+    return SCHEMAS
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Offline JSON Schema registry over shared/spec/schemas (see its README):
+"""Offline JSON Schema registry over testdata/schemas (see its README):
 every URL in url-map.json maps to a local copy; any other URL is an error, so
 validation never reaches the network."""
 

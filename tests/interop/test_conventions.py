@@ -1,22 +1,16 @@
 """Every group's zarr.json validates (Draft 2020-12) against the schemas of
-the conventions it declares, using only the offline copies in shared/spec/schemas."""
+the conventions it declares, using only the offline copies in testdata/schemas."""
 
 from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import jsonschema
 import pytest
 
 import schemas
 from test_zarr_python import CONVENTIONS, load, node_paths
-
-
-@pytest.fixture(scope="session")
-def schemas_dir(shared_dir) -> Path:
-    return shared_dir / "spec" / "schemas"
 
 
 def _validator(schemas_dir, url):

@@ -7,12 +7,12 @@ bytes = trunc(clip(mean, 0, 255)), alpha 255 where some band's mean is
 non-zero, zones composed in ascending order with alpha-0 pixels not
 overwriting. Nothing here runs our Go code.
 
-Where every contributing zone grid covers the chunk's whole footprint GDAL
-warps the chunk in one piece and the chunk must be byte-identical. Where a
-zone grid ends inside the chunk GDAL splits its warp into pieces (its chunk
-list, by source fill ratio), each with its own rows for the approximate
-transformer, which spec §5 does not follow: those chunks only report their
-share of identical bytes, which must stay ≥ 90 %."""
+Every sampled chunk must be byte-identical: where every contributing zone
+grid covers the chunk's whole footprint GDAL warps the chunk in one piece;
+where a zone grid ends inside the chunk GDAL cuts its warp into pieces (its
+chunk list, by source fill ratio), each with its own source window and its
+own rows for the approximate transformer, and so does our generator. The
+two kinds are counted apart in the report."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_global_rgb_level0_gdal(root, global_rgb, manifest):
         return src[z.zone]
 
     stats = {True: [0, 0, 0], False: [0, 0, 0]}  # whole: [chunks, identical bytes, bytes]
-    bad_whole = []
+    bad = []
     for ci, cj in _sample(listed):
         west, north, nx = _window(ci, cj)
         want = np.zeros((CHUNK, nx, 4), dtype=np.uint8)
@@ -100,16 +100,14 @@ def test_global_rgb_level0_gdal(root, global_rgb, manifest):
         s[0] += 1
         s[1] += same
         s[2] += want.size
-        if whole and same != want.size:
+        if same != want.size:
             i, j, k = np.argwhere(got != want)[0]
-            bad_whole.append(f"chunk {ci}/{cj}: {want.size - same} bytes differ, first [{i},{j},{k}]: "
-                             f"{got[i, j].tolist()}, GDAL {want[i, j].tolist()}")
+            bad.append(f"chunk {ci}/{cj} ({'whole' if whole else 'zone-grid edge'}): {want.size - same} bytes differ, "
+                       f"first [{i},{j},{k}]: {got[i, j].tolist()}, GDAL {want[i, j].tolist()}")
     for whole, (n, same, size) in stats.items():
         if n:
             print(f"{root} global_rgb/0 vs GDAL average warp, {'whole' if whole else 'zone-grid edge'} chunks: "
                   f"{n} chunks, {same} of {size} bytes identical ({100 * same / size:.4f} %)")
     print(f"{root}: {time.monotonic() - t0:.1f} s")
-    assert not bad_whole, f"{root}: chunks inside their zone grids differ from GDAL: " + "; ".join(bad_whole[:5])
-    n, same, size = stats[False]
-    assert not n or same >= 0.9 * size, f"{root}: zone-grid edge chunks: only {same} of {size} bytes identical to GDAL"
+    assert not bad, f"{root}: {len(bad)} chunks differ from GDAL: " + "; ".join(bad[:5])
     assert stats[True][0] + stats[False][0] > 0, f"{root}: no chunk compared"

@@ -27,11 +27,6 @@ ZARR_MEDIA_TYPE = "application/vnd.zarr; version=3"
 BBOX_TOL = 1e-9  # degrees; PROJ versions differ in the last bits
 
 
-@pytest.fixture(scope="session")
-def schemas_dir(shared_dir) -> Path:
-    return shared_dir / "spec" / "schemas"
-
-
 def load(p: Path):
     return json.loads(Path(p).read_text())
 

@@ -4,14 +4,31 @@
 //
 // REQUEST.json: {"store": "/abs/path/2024.zarr", "reads": [{"array": "utm30/embeddings",
 //   "start": [r0, c0, b0], "stop": [r1, c1, b1], "expected": [...flat C order, null = NaN]}]}
+// With "url": "http://127.0.0.1:PORT/2024.zarr" instead of "store", reads over
+// HTTP with FetchStore; "suffix": true makes it ask for shard indexes with
+// suffix ranges (bytes=-N) instead of HEAD then a range. The output then
+// also counts the requests by kind ("requests").
 // Prints one JSON object: {"results": [{"array", "shape", "dtype", "mismatches", "first": [...]}]}
 // and exits 0; errors (cannot open, cannot read) exit 1 with the message on stderr.
 import { readFile } from "node:fs/promises";
-import { FileSystemStore } from "@zarrita/storage";
+import { FetchStore, FileSystemStore } from "@zarrita/storage";
 import * as zarr from "zarrita";
 
 const req = JSON.parse(await readFile(process.argv[2], "utf8"));
-const store = new FileSystemStore(req.store);
+const requests = { HEAD: 0, suffix: 0, range: 0, whole: 0, status: {} };
+const counted = async (request) => {
+  const range = request.headers.get("Range");
+  if (request.method === "HEAD") requests.HEAD++;
+  else if (!range) requests.whole++;
+  else if (range.startsWith("bytes=-")) requests.suffix++;
+  else requests.range++;
+  const resp = await fetch(request);
+  requests.status[resp.status] = (requests.status[resp.status] ?? 0) + 1;
+  return resp;
+};
+const store = req.url
+  ? new FetchStore(req.url, { useSuffixRequest: !!req.suffix, fetch: counted })
+  : new FileSystemStore(req.store);
 const results = [];
 for (const r of req.reads) {
   const arr = await zarr.open.v3(zarr.root(store).resolve(r.array), { kind: "array" });
@@ -41,4 +58,4 @@ for (const r of req.reads) {
     n_mismatch: nMismatch, mismatches, first: got.slice(0, 8).map((v) => (Number.isNaN(v) ? null : v)),
   });
 }
-process.stdout.write(JSON.stringify({ zarrita: "0.7.5", results }) + "\n");
+process.stdout.write(JSON.stringify({ zarrita: "0.7.5", results, requests: req.url ? requests : undefined }) + "\n");

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tesserafs/tesserafs/internal/testservers"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
+)
+
+// runCLI runs the tesserafs command line with args, as the program does
+// (flag parsing included), and returns what it printed.
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+// TestRemoteCommands runs the commands with --tiles pointing at nginx
+// over HTTP and at versitygw over S3, serving a copy of a synthetic tiles
+// root (registry.parquet and landmasks.parquet included): materialize
+// must give the tree a materialize of the local root gives, file for
+// file, and preview the same PNG; inspect and cache warm must accept the
+// URLs; each prints what the source fetched.
+func TestRemoteCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("materializes three times")
+	}
+	root := testtiles.Root(t, "test")
+	if _, err := os.Stat(filepath.Join(root, "registry.parquet")); err != nil {
+		t.Skipf("SKIPPING: the synthetic root has no registry.parquet (%v): remote discovery needs it; NOT TESTED", err)
+	}
+	var logs bytes.Buffer
+	setLogger(&logs)
+	defer setLogger(os.Stderr)
+	dir := t.TempDir()
+	local := filepath.Join(dir, "local")
+	if out, err := runCLI(t, "materialize", "--tiles", root, "--zones", "30", "--out", local); err != nil {
+		t.Fatalf("local materialize: %v\n%s\n%s", err, out, logs.String())
+	}
+	want := readTree(t, local)
+	if _, err := runCLI(t, "preview", "--tiles", root, "--zones", "30", "--max-pixels", "64K", "--out", filepath.Join(dir, "local.png")); err != nil {
+		t.Fatalf("local preview: %v\n%s", err, logs.String())
+	}
+	wantPNG, _ := os.ReadFile(filepath.Join(dir, "local.png"))
+
+	httpURL := testservers.Nginx(t, root)
+	srv := testservers.Versity(t)
+	srv.CreateBucket(t, "tiles")
+	upload(t, srv, root, "tiles", "v1/")
+	srv.Setenv(t)
+
+	for _, tc := range []struct{ name, url string }{{"http", httpURL}, {"s3", "s3://tiles/v1/"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs.Reset()
+			out := filepath.Join(dir, tc.name)
+			stdout, err := runCLI(t, "materialize", "--tiles", tc.url, "--zones", "30", "--out", out)
+			if err != nil && strings.Contains(err.Error(), "this build cannot read yet") {
+				t.Skipf("SKIPPING: %v; NOT TESTED until the registry discovery is merged", err)
+			}
+			if err != nil {
+				t.Fatalf("materialize --tiles %s: %v\n%s\n%s", tc.url, err, stdout, logs.String())
+			}
+			if !strings.Contains(stdout, "source "+tc.url+": ") {
+				t.Errorf("materialize does not say what the source fetched:\n%s", stdout)
+			}
+			got := readTree(t, out)
+			if len(got) != len(want) {
+				t.Errorf("%d files from %s, %d from the local root", len(got), tc.url, len(want))
+			}
+			for rel, b := range want {
+				if !bytes.Equal(got[rel], b) {
+					t.Errorf("%s differs from the local materialize", rel)
+				}
+			}
+			t.Logf("materialize --tiles %s: %d files identical to local; %s", tc.url, len(want), lastLine(stdout, "source "))
+
+			png := filepath.Join(dir, tc.name+".png")
+			if _, err := runCLI(t, "preview", "--tiles", tc.url, "--zones", "30", "--max-pixels", "64K", "--out", png); err != nil {
+				t.Fatalf("preview --tiles %s: %v\n%s", tc.url, err, logs.String())
+			}
+			if b, _ := os.ReadFile(png); !bytes.Equal(b, wantPNG) {
+				t.Errorf("preview from %s differs from the local one", tc.url)
+			}
+			if stdout, err := runCLI(t, "inspect", "--tiles", tc.url, "--zones", "30"); err != nil || !strings.Contains(stdout, "2024") {
+				t.Errorf("inspect --tiles %s: %v\n%s", tc.url, err, stdout)
+			}
+			stdout, err = runCLI(t, "cache", "warm", "--tiles", tc.url, "--zones", "30", "--cache", filepath.Join(dir, tc.name+"-cache"))
+			if err != nil || !strings.Contains(stdout, "source "+tc.url+": ") {
+				t.Errorf("cache warm --tiles %s: %v\n%s", tc.url, err, stdout)
+			}
+		})
+	}
+}
+
+// upload copies the tiles root into bucket under prefix.
+func upload(t *testing.T, srv *testservers.S3, root, bucket, prefix string) {
+	t.Helper()
+	c := srv.Client()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
+			Key: aws.String(prefix + filepath.ToSlash(rel)), Body: f})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// lastLine is the last line of s that starts with prefix.
+func lastLine(s, prefix string) string {
+	var out string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = l
+		}
+	}
+	return out
+}

@@ -1,0 +1,114 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// TestLazyTiles: a store over a Lazy discovery (the mount's) checks each
+// tile when a shard first needs it. A bad tile fails exactly the shards it
+// touches, naming its file, even though a good version of those shards is
+// in the cache (the fingerprint comes from the check); every other shard is
+// byte for byte what a store over an eager discovery served, under the same
+// fingerprints: the lazy store finds them all in the cache the eager one
+// filled, and generates nothing.
+func TestLazyTiles(t *testing.T) {
+	ctx := context.Background()
+	root := testtiles.Copy(t, testTiles(t))
+	mc := store.NewMemCache(1 << 30)
+	open := func(lazy bool) *store.Store {
+		cat, err := index.Discover(ctx, root, index.Options{Lazy: lazy, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.New(cat, store.Options{Cache: mc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// The reference: an eager store over the good tiles. Its Gets below
+	// fill the cache before the tile goes bad (the bad tile stays in the
+	// lazy store's zone grids, so the grids are the same).
+	eager := open(false)
+	bad := eager.Catalogue().Year(year).Zones[0].Placements[1].Tile
+	ref := map[string][]byte{}
+	var keys []string
+	touching := map[string]bool{}
+	for _, z := range eager.Catalogue().Year(year).Zones {
+		rows, cols := z.ShardGrid(generate.ShardSize)
+		for i := range rows {
+			for j := range cols {
+				touches := false
+				for _, p := range z.Overlapping(i*generate.ShardSize, j*generate.ShardSize, (i+1)*generate.ShardSize, (j+1)*generate.ShardSize) {
+					touches = touches || p.Tile.Coord == bad.Coord
+				}
+				for _, key := range []string{
+					fmt.Sprintf("%d.zarr/utm%02d/embeddings/c/%d/%d/0", year, z.Zone, i, j),
+					fmt.Sprintf("%d.zarr/utm%02d/scales/c/%d/%d", year, z.Zone, i, j),
+				} {
+					b, err := eager.Get(ctx, key)
+					if errors.Is(err, store.ErrNotFound) {
+						continue
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					keys = append(keys, key)
+					ref[key], touching[key] = b, touches
+				}
+			}
+		}
+	}
+	fi, err := os.Stat(bad.Scales)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(bad.Scales, fi.Size()-4); err != nil {
+		t.Fatal(err)
+	}
+	lazy := open(true)
+
+	failed, served := 0, 0
+	for _, key := range keys {
+		got, err := lazy.Get(ctx, key)
+		if touching[key] {
+			var te *index.TileError
+			if !errors.As(err, &te) || te.Path != bad.Scales || !strings.Contains(err.Error(), "truncated") {
+				t.Errorf("%s: touches the bad tile, err = %v", key, err)
+			}
+			failed++
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if !bytes.Equal(got, ref[key]) {
+			t.Errorf("%s: lazy store's bytes differ from the eager store's", key)
+		}
+		served++
+	}
+	if failed == 0 || served == 0 {
+		t.Fatalf("%d shards failed, %d served: the test proves nothing", failed, served)
+	}
+	if g := lazy.Stats().Generated; g != 0 {
+		t.Errorf("lazy store generated %d chunks the eager one had cached: fingerprints differ", g)
+	}
+	if late := lazy.Catalogue().LateProblems(); len(late) != 1 || late[0].Path != bad.Scales {
+		t.Errorf("late problems: %v", late)
+	}
+}
