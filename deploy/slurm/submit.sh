@@ -11,8 +11,9 @@
 #   --out OUT           output: a shared directory, or s3://bucket/prefix/
 #   --partitions N      tasks per phase (default 4); see docs/scale-out.md for sizing
 #   --workers W         workers (and CPUs) per task (default 2)
-#   --mem MEM           memory per data task (default 1G: ~128 MiB + 40 MiB per worker
-#                       of heap, plus the shards in flight)
+#   --mem MEM           memory per data task (default 2G: ~128 MiB + 40 MiB per worker
+#                       of heap, the shards in flight, 512 MiB of remote-tile cache
+#                       (-- --source-cache-size BYTES) and the plan; docs/scale-out.md)
 #   --time T            time limit of a zones task (default 24:00:00)
 #   --bin PATH          tesserafs binary on a path every node sees (default: from PATH)
 #   --logs DIR          job logs, one file per task (default ./tesserafs-logs)
@@ -20,8 +21,8 @@
 #   --allow-skipped     do not fail a task whose tiles were skipped (exit status 3)
 #   --sbatch ARG        extra sbatch option for every job (repeatable), e.g. --sbatch=--account=geo
 #   --no-plan           do not run "tesserafs plan" before submitting
-#   -- FLAGS            extra tesserafs flags for every task, e.g. -- --year 2024 (no spaces
-#                       inside a flag)
+#   -- FLAGS            extra tesserafs flags for every task, e.g. -- --year 2024
+#                       --source-cache-size 268435456 --registry URL (no spaces inside a flag)
 #
 # S3 output: the tasks inherit this shell's environment (sbatch --export=ALL):
 # AWS_ENDPOINT_URL, AWS_REGION and AWS_PROFILE with a credentials file on
@@ -33,7 +34,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-tiles= out= partitions=4 workers=2 mem=1G time=24:00:00 bin= logs=./tesserafs-logs
+tiles= out= partitions=4 workers=2 mem=2G time=24:00:00 bin= logs=./tesserafs-logs
 scratch= allow_skipped=0 plan=1
 extra_sbatch=()
 
