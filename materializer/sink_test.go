@@ -12,8 +12,8 @@ import (
 	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/s3conf"
 	"github.com/tesserafs/tesserafs/internal/store"
-	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/internal/testservers"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/materializer"
 )
 
