@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/s3conf"
+	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/testservers"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/materializer"
 )
 
@@ -78,12 +83,26 @@ func TestSinks(t *testing.T) {
 			if writes != 1 {
 				t.Errorf("%d concurrent writers wrote, want exactly 1", writes)
 			}
+			// A sink's own entry (a run's state key) is not listed, and
+			// Delete removes it; deleting an absent key is no error.
+			const own = ".tesserafs-materialize.json"
+			if _, err := s.Put(ctx, own, []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
 			keys, err := s.List(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(keys) != 2 || !keys[key] || !keys[key2] {
 				t.Errorf("List = %v, want exactly %s and %s", keys, key, key2)
+			}
+			for range 2 {
+				if err := s.Delete(ctx, own); err != nil {
+					t.Fatalf("Delete %s: %v", own, err)
+				}
+			}
+			if _, ok, err := s.Get(ctx, own); ok || err != nil {
+				t.Errorf("after Delete: ok %v, err %v", ok, err)
 			}
 		})
 	}
@@ -128,4 +147,63 @@ func TestPhaseOf(t *testing.T) {
 			t.Errorf("PhaseOf(%s) = %s, want %s", key, got, want)
 		}
 	}
+}
+
+// TestPartitionsClaimOutput runs partitions into one directory: the first
+// claims it for its store's inputs, a partition of a store of other inputs
+// is refused before it writes anything, and the other partition of the
+// same store reads the first one's zone rgb back (its read-through) rather
+// than generating it.
+func TestPartitionsClaimOutput(t *testing.T) {
+	tiles := testtiles.Root(t, "test")
+	ctx := context.Background()
+	out := t.TempDir()
+	open := func(zones []int) *store.Store {
+		cat, err := index.Discover(ctx, tiles, index.Options{Zones: zones})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.New(cat, store.Options{Workers: 1, Build: generate.Build{BuildVersion: "test"},
+			ReadThrough: materializer.NewOutputCache(materializer.NewDirSink(out))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	part := func(i int) materializer.Options {
+		return materializer.Options{Workers: 1, Partition: materializer.Partition{I: i, N: 2}}
+	}
+	st := open(nil)
+	if _, err := materializer.RunTo(ctx, st, materializer.NewDirSink(out), withPhase(part(0), materializer.PhaseZones)); err != nil {
+		t.Fatal(err)
+	}
+	before := tree(t, out)
+	if _, err := materializer.RunTo(ctx, open([]int{34}), materializer.NewDirSink(out), part(1)); err == nil ||
+		!strings.Contains(err.Error(), "other tiles or options") {
+		t.Fatalf("partition of other inputs: err = %v, want refused", err)
+	}
+	if after := tree(t, out); len(after) != len(before) {
+		t.Errorf("the refused partition wrote %d files", len(after)-len(before))
+	}
+	// global0 of the whole store: every level-0 chunk reads zone rgb, all
+	// of it written above by partition 0 or below by partition 1.
+	st2 := open(nil)
+	if _, err := materializer.RunTo(ctx, st2, materializer.NewDirSink(out), withPhase(part(1), materializer.PhaseZones)); err != nil {
+		t.Fatal(err)
+	}
+	zonesGen := st2.Stats().Generated
+	st3 := open(nil)
+	sum, err := materializer.RunTo(ctx, st3, materializer.NewDirSink(out), withPhase(materializer.Options{Workers: 1}, materializer.PhaseGlobal0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gen := st3.Stats().Generated; gen != sum.Written {
+		t.Errorf("global0 generated %d chunks for %d written: zone rgb was recomputed, not read back", gen, sum.Written)
+	}
+	t.Logf("partition 1 zones generated %d; global0 wrote %d", zonesGen, sum.Written)
+}
+
+func withPhase(o materializer.Options, ph string) materializer.Options {
+	o.Phase = ph
+	return o
 }

@@ -299,6 +299,13 @@ func TestMaterializeS3BadTile(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(ref, "global_0.1_degree_representation", "2024", tile)); err != nil {
 		t.Fatal(err)
 	}
+	// The reference is listed, not read from the registry it was copied
+	// with, which still names the tile it no longer has.
+	for _, f := range []string{"registry.parquet", "landmasks.parquet"} {
+		if err := os.Remove(filepath.Join(ref, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	local := t.TempDir()
 	if code, msg := tfs(t, nil, "materialize", "--tiles", ref, "--out", local, "--workers", "2"); code != 0 {
 		t.Fatalf("local run: exit %d\n%s", code, msg)
@@ -338,6 +345,13 @@ func TestMaterializeS3BadTile(t *testing.T) {
 		t.Errorf("%d partitions exit 3, want exactly 1:\n%s", failed, strings.Join(msgs, "\n----\n"))
 	}
 	got := bucketObjects(t, srv.Client(), "tfs-bad", "")
+	// The store is unfinished (no finalize yet): its state object, written
+	// by the first partition, names the inputs for the partitions to come.
+	const state = ".tesserafs-materialize.json"
+	if !bytes.Contains(got[state], []byte(`"fingerprint"`)) {
+		t.Errorf("no state object %s in an unfinished output: %q", state, got[state])
+	}
+	delete(got, state)
 	zones := 0
 	for k, v := range want {
 		if materializer.PhaseOf(k) != materializer.PhaseZones {
