@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -160,31 +161,34 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 // partition has not finished (or failed).
 type MissingError struct {
 	Where   string
-	Missing []Key // in plan order, each with its owner
-	Total   int   // data keys expected
-	N       int   // partitions the owners refer to
+	Count   int          // data keys missing
+	Missing []MissingKey // the first MaxMissingShown of them, in key order
+	Owners  []int        // the partitions that own missing keys, ascending
+	Total   int          // data keys expected
+	N       int          // partitions the owners refer to
 }
+
+// MissingKey is a data key a finalize found missing, and who owns it.
+type MissingKey struct {
+	Key, Phase string
+	Owner      int
+}
+
+// MaxMissingShown bounds MissingError.Missing.
+const MaxMissingShown = 20
 
 func (e *MissingError) Error() string {
 	var b strings.Builder
-	var owners []int
-	for _, k := range e.Missing {
-		if !slices.Contains(owners, k.Owner) {
-			owners = append(owners, k.Owner)
-		}
-	}
-	slices.Sort(owners)
-	fmt.Fprintf(&b, "finalize refused: %d of %d data keys are missing from %s", len(e.Missing), e.Total, e.Where)
+	fmt.Fprintf(&b, "finalize refused: %d of %d data keys are missing from %s", e.Count, e.Total, e.Where)
 	if e.N > 1 {
-		fmt.Fprintf(&b, "; owned by partition(s) %s of %d", strings.Trim(fmt.Sprint(owners), "[]"), e.N)
+		fmt.Fprintf(&b, "; owned by partition(s) %s of %d", strings.Trim(fmt.Sprint(e.Owners), "[]"), e.N)
 	}
 	b.WriteString(" (run those partitions again, then finalize)")
-	for i, k := range e.Missing {
-		if i == 20 {
-			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Missing)-20)
-			break
-		}
+	for _, k := range e.Missing {
 		fmt.Fprintf(&b, "\n  %s (phase %s, partition %d)", k.Key, k.Phase, k.Owner)
+	}
+	if e.Count > len(e.Missing) {
+		fmt.Fprintf(&b, "\n  ... and %d more", e.Count-len(e.Missing))
 	}
 	return b.String()
 }
@@ -192,8 +196,12 @@ func (e *MissingError) Error() string {
 // RunTo writes keys of st into sink: with opts.Phase "" and a whole
 // partition, every phase and then finalize (the whole store); with a
 // partition and no phase, that partition's share of every data phase, in
-// order; with opts.Phase, that phase only. Keys already in the sink (one
-// List) are skipped, so a rerun finishes what a killed one left.
+// order; with opts.Phase, that phase only. Keys already in the sink are
+// skipped, so a rerun finishes what a killed one left: a partition lists
+// only the prefixes of the rows of units it owns (a zone's shard row, a
+// global_rgb chunk row), one row at a time, and never holds the plan's
+// keys; finalize compares the whole listing with the store's keys, both
+// streamed in lexicographic order.
 //
 // Before writing, RunTo claims the output for st's inputs (the state key,
 // see the package comment); only then does st's read-through, if it is
@@ -233,29 +241,30 @@ func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summa
 			return Summary{}, err
 		}
 	}
-	listed, err := sink.List(ctx)
+	claimed, refuse, err := claim(ctx, st, sink)
 	if err != nil {
 		return Summary{}, err
 	}
-	p := &progress{present: listed, fn: opts.Progress, failedIn: map[string]bool{}}
-	var todo int
+	p := &progress{present: map[string]bool{}, listed: map[string]bool{}, refuse: refuse,
+		fn: opts.Progress, failedIn: map[string]bool{}}
+	// The keys to write (zone shards count three, an upper bound: the
+	// scales and rgb of a shard without a finite scale are absent).
 	for _, ph := range phases {
-		keys := plan.Keys(ph, part)
-		p.prog.Total += int64(len(keys))
-		for _, k := range keys {
-			if !listed[k.Key] {
-				todo++
-			}
+		if ph == PhaseFinalize {
+			continue
 		}
-	}
-	claimed, err := claim(ctx, st, sink, listed, todo)
-	if err != nil {
-		return Summary{}, err
+		err := plan.Rows(ctx, ph, part, func([]string) error { return nil }, func(u Unit) error {
+			p.prog.Total += int64(len(u.Keys()))
+			return nil
+		})
+		if err != nil {
+			return Summary{}, err
+		}
 	}
 	// Chunks computed from other chunks (zone rgb from the zone's data,
 	// global_rgb levels from zone rgb and from the level below) are read
 	// back from the output, once it is known to hold st's keys.
-	if oc, ok := st.ReadThrough().(*OutputCache); claimed && ok && oc.arm(ctx, sink, p.has) {
+	if oc, ok := st.ReadThrough().(*OutputCache); claimed && ok && oc.arm(ctx, sink, p.mayHave) {
 		defer oc.disarm()
 	} else {
 		log.Debug("the store does not read back from the output: derived chunks are recomputed", "out", sink.String())
@@ -264,32 +273,13 @@ func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summa
 	var timings []Phase
 	finished := false
 	for _, ph := range phases {
-		keys := plan.Keys(ph, part)
 		t0 := time.Now()
 		if ph == PhaseFinalize {
-			if p.failedCount() == 0 {
-				if err := p.checkComplete(plan, sink); err != nil {
-					return Summary{}, err
-				}
-			}
-			// Everything but the root zarr.json of each year, then those
-			// of the years where nothing failed: a reader that finds a
-			// root finds everything it lists.
-			var roots []Key
-			keys = slices.DeleteFunc(slices.Clone(keys), func(k Key) bool {
-				if isRoot(k.Key) {
-					roots = append(roots, k)
-					return true
-				}
-				return false
-			})
-			if err := p.write(ctx, st, sink, opts.Workers, keys); err != nil {
+			if err := p.finalize(ctx, st, sink, opts.Workers, plan); err != nil {
 				return Summary{}, err
 			}
-			keys = p.holdBack(roots)
 			finished = true
-		}
-		if err := p.write(ctx, st, sink, opts.Workers, keys); err != nil {
+		} else if err := p.writeUnits(ctx, st, sink, opts.Workers, plan, ph, part); err != nil {
 			return Summary{}, err
 		}
 		timings = append(timings, Phase{Name: ph, Elapsed: time.Since(t0)})
@@ -320,41 +310,43 @@ func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summa
 // The first writer of an output writes the state key, once
 // (If-None-Match); every later run, partition or resumed run compares it.
 // An output without it that holds keys is a finished store (or someone
-// else's files): a run with nothing left to write there succeeds without
-// claiming it; any other is refused.
-func claim(ctx context.Context, st *store.Store, sink Sink, listed map[string]bool, todo int) (bool, error) {
+// else's files): a run may go through it without claiming it, and refuse
+// is the error it must stop with before writing any key.
+func claim(ctx context.Context, st *store.Store, sink Sink) (claimed bool, refuse error, err error) {
 	want := state{Format: store.FormatVersion, Fingerprint: st.Fingerprint()}
 	b, _ := json.MarshalIndent(want, "", "  ")
 	b = append(b, '\n')
 	where := sink.String()
 	have, ok, err := sink.Get(ctx, stateName)
 	if err != nil {
-		return false, err
+		return false, nil, err
 	}
 	if !ok {
-		if len(listed) > 0 {
-			if todo == 0 {
-				return false, nil
-			}
+		empty := true
+		err := sink.List(ctx, "", func(string) error { empty = false; return errStop })
+		if err != nil && !errors.Is(err, errStop) {
+			return false, nil, err
+		}
+		if !empty {
 			return false, fmt.Errorf("%s is not empty and holds no unfinished tesserafs materialize run "+
-				"(a finished run keeps no state there); choose an empty --out", where)
+				"(a finished run keeps no state there); choose an empty --out", where), nil
 		}
-		_, err := sink.Put(ctx, stateName, b)
+		_, err = sink.Put(ctx, stateName, b)
 		if errors.Is(err, ErrConflict) { // another writer claimed it first
-			return false, otherInputs(where)
+			return false, nil, otherInputs(where)
 		}
-		return err == nil, err
+		return err == nil, nil, err
 	}
 	if !bytes.Equal(have, b) {
 		var got state
 		if err := json.Unmarshal(have, &got); err != nil {
-			return false, fmt.Errorf("%s: %s: %w", where, stateName, err)
+			return false, nil, fmt.Errorf("%s: %s: %w", where, stateName, err)
 		}
 		if got != want {
-			return false, otherInputs(where)
+			return false, nil, otherInputs(where)
 		}
 	}
-	return true, nil
+	return true, nil, nil
 }
 
 func otherInputs(where string) error {
@@ -369,16 +361,29 @@ type getError struct{ err error }
 func (e getError) Error() string { return e.err.Error() }
 func (e getError) Unwrap() error { return e.err }
 
-// progress tracks a run: the keys present in the sink, the counts and the
-// failures.
+// progress tracks a run: the keys known present in the sink, the counts
+// and the failures.
 type progress struct {
-	mu       sync.Mutex // guards all below
-	present  map[string]bool
+	mu       sync.Mutex      // guards all below
+	present  map[string]bool // keys listed or written
+	listed   map[string]bool // row prefixes listed (see rowPrefix)
+	refuse   error           // if set, the error to stop with instead of writing
 	prog     Progress
 	fn       func(Progress)
 	failures []Failure
 	failedIn map[string]bool // top-level directories (years) with a failure
 	heldBack []string
+}
+
+// rowPrefix is the prefix of a chunk key up to its first chunk coordinate
+// (".../c/<i>/"): the unit of a partition's listing.
+func rowPrefix(key string) string {
+	before, after, ok := strings.Cut(key, "/c/")
+	if !ok {
+		return ""
+	}
+	i, _, _ := strings.Cut(after, "/")
+	return before + "/c/" + i + "/"
 }
 
 func (p *progress) has(key string) bool {
@@ -387,10 +392,42 @@ func (p *progress) has(key string) bool {
 	return p.present[key]
 }
 
+// mayHave reports whether key may be in the sink: it is known present, or
+// its row was not listed by this run (a key another partition owns).
+func (p *progress) mayHave(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.present[key] || !p.listed[rowPrefix(key)]
+}
+
+// list records the keys of the sink under prefixes.
+func (p *progress) list(ctx context.Context, sink Sink, prefixes []string) error {
+	for _, pre := range prefixes {
+		var keys []string
+		if err := sink.List(ctx, pre, func(k string) error { keys = append(keys, k); return nil }); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		for _, k := range keys {
+			p.present[k] = true
+		}
+		p.listed[pre] = true
+		p.mu.Unlock()
+	}
+	return nil
+}
+
 func (p *progress) failedCount() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.prog.Failed
+}
+
+// absent drops a key counted in Total that the store does not have.
+func (p *progress) absent() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prog.Total--
 }
 
 func (p *progress) done(key string, wrote bool, n int64, err error) {
@@ -419,14 +456,14 @@ func (p *progress) done(key string, wrote bool, n int64, err error) {
 
 // holdBack returns the roots of the years where nothing failed, and
 // records the others as held back.
-func (p *progress) holdBack(roots []Key) []Key {
+func (p *progress) holdBack(roots []string) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var keep []Key
+	var keep []string
 	for _, k := range roots {
-		top, _, _ := strings.Cut(k.Key, "/")
-		if p.failedIn[top] && !p.present[k.Key] {
-			p.heldBack = append(p.heldBack, k.Key)
+		top, _, _ := strings.Cut(k, "/")
+		if p.failedIn[top] && !p.present[k] {
+			p.heldBack = append(p.heldBack, k)
 			continue
 		}
 		keep = append(keep, k)
@@ -434,66 +471,193 @@ func (p *progress) holdBack(roots []Key) []Key {
 	return keep
 }
 
-// checkComplete refuses to finalize while a data key of the plan is not in
-// the sink.
-func (p *progress) checkComplete(plan *Plan, sink Sink) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e := &MissingError{Where: sink.String(), N: plan.N}
-	for _, ph := range DataPhases {
-		for _, k := range plan.Phases[ph] {
-			e.Total++
-			if !p.present[k.Key] {
-				e.Missing = append(e.Missing, k)
+// writeUnits writes the keys of part's units of phase with n workers,
+// listing the output one row of units at a time, ahead of the workers.
+func (p *progress) writeUnits(ctx context.Context, st *store.Store, sink Sink, n int, plan *Plan, phase string, part Partition) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ch := make(chan Unit, 4*n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for u := range ch {
+				for k, key := range u.Keys() {
+					// A zone shard's scales and rgb exist only where it
+					// holds a finite scale.
+					if k > 0 && !p.has(key) && !st.Exists(key) {
+						p.absent()
+						continue
+					}
+					if err := p.writeKey(ctx, st, sink, key); err != nil {
+						cancel(err)
+						return
+					}
+				}
 			}
+		})
+	}
+	err := plan.Rows(ctx, phase, part, func(prefixes []string) error {
+		return p.list(ctx, sink, prefixes)
+	}, func(u Unit) error {
+		select {
+		case ch <- u:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
+	})
+	close(ch)
+	wg.Wait()
+	if err != nil && ctx.Err() == nil {
+		return err
 	}
-	if len(e.Missing) > 0 {
-		return e
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
 	}
+	return ctx.Err()
+}
+
+// writeKey writes one key unless it is present. A key that cannot be
+// generated is recorded and skipped; any other error (writing the
+// output, cancellation) is returned.
+func (p *progress) writeKey(ctx context.Context, st *store.Store, sink Sink, k string) error {
+	if p.has(k) {
+		p.done(k, false, 0, nil)
+		return nil
+	}
+	if p.refuse != nil {
+		return p.refuse
+	}
+	data, err := st.Get(ctx, k)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		// The store's errors name the key.
+		p.done(k, false, 0, getError{err})
+		return nil
+	}
+	wrote, err := sink.Put(ctx, k, data)
+	if err != nil {
+		return err
+	}
+	p.done(k, wrote, int64(len(data)), nil)
 	return nil
 }
 
-// write writes keys with n workers, skipping those present. A key that
-// cannot be generated is recorded and skipped; any other error (writing
-// the output, cancellation) stops it.
-func (p *progress) write(ctx context.Context, st *store.Store, sink Sink, n int, keys []Key) error {
+// finalize checks that every data key of st is in the sink (unless keys
+// failed in this run), then writes the finalize keys: everything but the
+// root zarr.json of each year, then those of the years where nothing
+// failed, so that a reader that finds a root finds everything it lists.
+func (p *progress) finalize(ctx context.Context, st *store.Store, sink Sink, n int, plan *Plan) error {
+	fin, err := p.compare(ctx, st, sink, plan, p.failedCount() == 0)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.prog.Total += int64(len(fin))
+	p.mu.Unlock()
+	var roots []string
+	fin = slices.DeleteFunc(fin, func(k string) bool {
+		if isRoot(k) {
+			roots = append(roots, k)
+			return true
+		}
+		return false
+	})
+	if err := p.writeKeys(ctx, st, sink, n, fin); err != nil {
+		return err
+	}
+	return p.writeKeys(ctx, st, sink, n, p.holdBack(roots))
+}
+
+// compare walks st's keys and the sink's listing side by side, both in
+// lexicographic order, holding neither: it records the finalize keys
+// present and returns every finalize key; with check, it refuses with a
+// *MissingError if a data key is missing.
+func (p *progress) compare(ctx context.Context, st *store.Store, sink Sink, plan *Plan, check bool) ([]string, error) {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lch := make(chan string, 1024)
+	lerr := make(chan error, 1)
+	go func() {
+		defer close(lch)
+		lerr <- sink.List(lctx, "", func(k string) error {
+			select {
+			case lch <- k:
+				return nil
+			case <-lctx.Done():
+				return lctx.Err()
+			}
+		})
+	}()
+	cur, more := <-lch
+	var fin []string
+	e := &MissingError{Where: sink.String(), N: plan.N}
+	owners := map[int]bool{}
+	err := walkSorted(ctx, st, "", false, func(k string) error {
+		for more && cur < k {
+			cur, more = <-lch
+		}
+		present := more && cur == k
+		ph := PhaseOf(k)
+		if ph == PhaseFinalize {
+			fin = append(fin, k)
+			if present {
+				p.mu.Lock()
+				p.present[k] = true
+				p.mu.Unlock()
+			}
+			return nil
+		}
+		e.Total++
+		if present || !check {
+			return nil
+		}
+		e.Count++
+		_, owner, _ := plan.OwnerOf(k)
+		owners[owner] = true
+		if len(e.Missing) < MaxMissingShown {
+			e.Missing = append(e.Missing, MissingKey{Key: k, Phase: ph, Owner: owner})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	cancel()
+	for range lch { // drain: the lister stops at its next key
+	}
+	if err := <-lerr; err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	if e.Count > 0 {
+		e.Owners = slices.Sorted(maps.Keys(owners))
+		return nil, e
+	}
+	return fin, nil
+}
+
+// writeKeys writes keys with n workers, skipping those present.
+func (p *progress) writeKeys(ctx context.Context, st *store.Store, sink Sink, n int, keys []string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ch := make(chan string, 4*n)
 	var wg sync.WaitGroup
 	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for k := range ch {
-				if p.has(k) {
-					p.done(k, false, 0, nil)
-					continue
-				}
-				data, err := st.Get(ctx, k)
-				if err != nil {
-					if ctx.Err() != nil {
-						cancel(err)
-						return
-					}
-					// The store's errors name the key.
-					p.done(k, false, 0, getError{err})
-					continue
-				}
-				wrote, err := sink.Put(ctx, k, data)
-				if err != nil {
+				if err := p.writeKey(ctx, st, sink, k); err != nil {
 					cancel(err)
 					return
 				}
-				p.done(k, wrote, int64(len(data)), nil)
 			}
-		}()
+		})
 	}
 feed:
 	for _, k := range keys {
 		select {
-		case ch <- k.Key:
+		case ch <- k:
 		case <-ctx.Done():
 			break feed
 		}

@@ -2,14 +2,19 @@ package materializer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"math/bits"
 	"path"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -104,122 +109,345 @@ const (
 	scalesShardBytes     = 256 * 256 * 4
 	rgbShardBytes        = 256 * 256 * 4
 	globalChunkBytes     = 512 * 512 * 4
+	// zoneUnitBytes is a zone shard's three arrays.
+	zoneUnitBytes = embeddingsShardBytes + scalesShardBytes + rgbShardBytes
 )
 
-// estimate is the uncompressed size of a data key.
-func estimate(key string) int64 {
-	switch {
-	case strings.Contains(key, "/embeddings/c/"):
-		return embeddingsShardBytes
-	case strings.Contains(key, "/scales/c/"):
-		return scalesShardBytes
-	case strings.Contains(key, "/global_rgb/"):
-		return globalChunkBytes
-	default:
-		return rgbShardBytes
+// Unit is what a partition is given to write: one zone shard (its
+// embeddings, scales and rgb keys, which read the same tile windows) or one
+// global_rgb chunk.
+type Unit struct {
+	Phase string
+	Year  int
+	Zone  int // zone units
+	Level int // global_rgb units
+	I, J  int // shard or chunk row and column
+	// Weight is the estimated work, in KiB: the uncompressed size times
+	// one plus the number of tiles the unit is computed from (for
+	// global_rgb levels ≥ 1, the chunks of the level below).
+	Weight uint64
+	Owner  int
+}
+
+// Keys are the unit's keys, in writing order. A zone shard's scales and
+// rgb keys exist only where the shard holds a finite scale (the store
+// decides, reading the shard's scales): Keys lists them all.
+func (u Unit) Keys() []string {
+	if u.Phase != PhaseZones {
+		return []string{store.GlobalChunkKey(u.Year, u.Level, u.I, u.J)}
+	}
+	g := generate.ZoneGroupName(u.Zone)
+	return []string{
+		fmt.Sprintf("%d.zarr/%s/embeddings/c/%d/%d/0", u.Year, g, u.I, u.J),
+		fmt.Sprintf("%d.zarr/%s/scales/c/%d/%d", u.Year, g, u.I, u.J),
+		fmt.Sprintf("%d.zarr/%s/rgb/c/%d/%d/0", u.Year, g, u.I, u.J),
 	}
 }
 
-// Key is one key of a plan.
-type Key struct {
-	Key   string
-	Phase string
-	Bytes int64 // estimated uncompressed size (data keys)
-	// Weight is the estimated work: the uncompressed size times the
-	// number of source files the chunk is computed from.
-	Weight int64
-	Owner  int // partition, for data keys
+// row is one row of units: the shards of one shard row of a zone, or the
+// chunks of one chunk row of a global_rgb level.
+type row struct {
+	year  int
+	z     *index.ZoneGrid       // zone rows
+	g     *generate.GlobalIndex // global_rgb rows
+	level int
+	i     int
+	units int
+	// start is the phase's weight before the row, weight the row's.
+	start, weight uint64
 }
 
-// Plan is every key of a store, by phase, and the split of each data
-// phase into N partitions.
+// prefixes are the key prefixes the row's keys are under (one per array):
+// what a partition lists of the output.
+func (r *row) prefixes() []string {
+	if r.z == nil {
+		return []string{fmt.Sprintf("%d.zarr/global_rgb/%d/rgb/c/%d/", r.year, r.level, r.i)}
+	}
+	g := generate.ZoneGroupName(r.z.Zone)
+	return []string{
+		fmt.Sprintf("%d.zarr/%s/embeddings/c/%d/", r.year, g, r.i),
+		fmt.Sprintf("%d.zarr/%s/rgb/c/%d/", r.year, g, r.i),
+		fmt.Sprintf("%d.zarr/%s/scales/c/%d/", r.year, g, r.i),
+	}
+}
+
+// phasePlan is the rows of one data phase, in order.
+type phasePlan struct {
+	name  string
+	rows  []row
+	units int
+	total uint64
+}
+
+// owner is the partition of n in which weight position mid falls.
+func (pp *phasePlan) owner(mid uint64, n int) int {
+	if n <= 1 || pp.total == 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(mid, uint64(n))
+	q, _ := bits.Div64(hi, lo, pp.total) // mid < total, so hi < total
+	return min(int(q), n-1)
+}
+
+// Plan is the split of a store's data phases into N partitions. It holds
+// one entry per row of units (a zone's shard row, a global_rgb chunk row),
+// not one per key: a partition's units are derived from it on demand.
 type Plan struct {
 	N      int
-	Phases map[string][]Key // in writing order within each phase
+	st     *store.Store
+	phases map[string]*phasePlan
+
+	byRowOnce sync.Once
+	byRow     map[rowID]*row
 }
 
-// NewPlan lists st's keys from the index alone (nothing is generated) and
-// splits each data phase into n partitions.
+type rowID struct {
+	phase             string
+	year, zone, level int
+	i                 int
+}
+
+// NewPlan splits st's data phases into n partitions, from the index alone:
+// no tile is read and nothing is generated. Its cost is one pass over the
+// tiles and the rows of units (and, for global_rgb, the chunks).
 //
-// The split lays the phase's keys in a fixed order and cuts it into n
-// runs of (nearly) equal weight: a key goes to the partition in which the
-// middle of its weight falls. Zone keys are ordered by (year, zone, shard
-// row, column, array), so one shard's three arrays go together (they read
-// the same tile windows) and a partition needs the stretch of few zones;
-// global_rgb chunks by (year, level, row, column). Cutting by weight, not
-// by zone, balances partitions however unequal the zones are.
+// The split lays each phase's units in a fixed order and cuts it into n
+// runs of (nearly) equal weight: a unit goes to the partition in which the
+// middle of its weight falls. Zone shards are ordered by (year, zone, shard
+// row, column), so a partition covers few zones and few shard rows (which
+// it lists of the output); global_rgb chunks by (year, level, row, column).
+// Cutting by weight, not by zone, balances partitions however unequal the
+// zones are.
 func NewPlan(ctx context.Context, st *store.Store, n int) (*Plan, error) {
 	if n < 1 {
 		n = 1
 	}
-	p := &Plan{N: n, Phases: map[string][]Key{}}
-	err := st.Walk(ctx, "", func(k string) error {
-		ph := PhaseOf(k)
-		key := Key{Key: k, Phase: ph}
-		if ph != PhaseFinalize {
-			key.Bytes = estimate(k)
-			in, _ := st.ChunkInputs(k)
-			key.Weight = key.Bytes * int64(1+in)
-		}
-		p.Phases[ph] = append(p.Phases[ph], key)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	zones := p.Phases[PhaseZones]
-	slices.SortStableFunc(zones, func(a, b Key) int { return slices.Compare(zoneOrder(a.Key), zoneOrder(b.Key)) })
+	p := &Plan{N: n, st: st, phases: map[string]*phasePlan{}}
 	for _, ph := range DataPhases {
-		split(p.Phases[ph], n)
+		p.phases[ph] = &phasePlan{name: ph}
+	}
+	zones, g0, gl := p.phases[PhaseZones], p.phases[PhaseGlobal0], p.phases[PhaseGlobal]
+	add := func(pp *phasePlan, r row, weights []uint64) {
+		for _, w := range weights {
+			r.weight += w
+		}
+		r.units = len(weights)
+		r.start = pp.total
+		pp.total += r.weight
+		pp.units += r.units
+		pp.rows = append(pp.rows, r)
+	}
+	var buf []uint64
+	years := slices.Clone(st.Catalogue().Years)
+	slices.SortFunc(years, func(a, b *index.Year) int { return a.Year - b.Year })
+	for _, y := range years {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		zs := slices.Clone(y.Zones)
+		slices.SortFunc(zs, func(a, b *index.ZoneGrid) int { return a.Zone - b.Zone })
+		for _, z := range zs {
+			for _, i := range z.ShardRows(generate.ShardSize) {
+				r := row{year: y.Year, z: z, i: i}
+				_, buf = r.weights(buf)
+				add(zones, r, buf)
+			}
+		}
+		g, err := st.GlobalIndex(y.Year)
+		if err != nil {
+			return nil, fmt.Errorf("plan: global_rgb of %d: %w", y.Year, err)
+		}
+		for l := range g.Levels {
+			pp := gl
+			if l == 0 {
+				pp = g0
+			}
+			for _, i := range g.Rows(l) {
+				r := row{year: y.Year, g: g, level: l, i: i}
+				_, buf = r.weights(buf)
+				add(pp, r, buf)
+			}
+		}
 	}
 	return p, nil
 }
 
-// zoneOrder is the sort key of a zone shard key
-// <year>.zarr/utmNN/<array>/c/<i>/<j>[/0]: year, zone, i, j, array.
-func zoneOrder(k string) []int {
-	parts := strings.Split(k, "/")
-	atoi := func(s string) int { v, _ := strconv.Atoi(s); return v }
-	arr := map[string]int{"embeddings": 0, "scales": 1, "rgb": 2}[parts[2]]
-	return []int{atoi(strings.TrimSuffix(parts[0], ".zarr")), atoi(strings.TrimPrefix(parts[1], "utm")),
-		atoi(parts[4]), atoi(parts[5]), arr}
+// weights returns the columns of the row's units and their weights (in
+// buf, reused). Every worker computes them alike.
+func (r *row) weights(buf []uint64) ([]int, []uint64) {
+	buf = buf[:0]
+	if r.z == nil {
+		cols := r.g.Cols(r.level, r.i)
+		for _, j := range cols {
+			var n int
+			if r.level == 0 {
+				n = len(r.g.Tiles(generate.GlobalChunkBox(0, r.i, j)))
+			} else {
+				for d := range 4 {
+					if r.g.Has(r.level-1, 2*r.i+d/2, 2*j+d%2) {
+						n++
+					}
+				}
+			}
+			buf = append(buf, uint64(1+n)*(globalChunkBytes>>10))
+		}
+		return cols, buf
+	}
+	const s = generate.ShardSize
+	z := r.z
+	cols := z.ShardCols(s, r.i)
+	if len(cols) == 0 {
+		return cols, buf
+	}
+	// Tile overlaps per column of the row: each tile that meets the row
+	// counts once for every shard column it spans.
+	lo, hi := cols[0], cols[len(cols)-1]
+	counts := make([]uint32, hi-lo+1)
+	for _, pl := range z.Overlapping(r.i*s, lo*s, (r.i+1)*s, (hi+1)*s) {
+		j0 := max(max(pl.Col, 0)/s, lo)
+		j1 := min(min(pl.Col+pl.Tile.W-1, z.W-1)/s, hi)
+		for j := j0; j <= j1; j++ {
+			counts[j-lo]++
+		}
+	}
+	for _, j := range cols {
+		buf = append(buf, uint64(1+counts[j-lo])*(zoneUnitBytes>>10))
+	}
+	return cols, buf
 }
 
-// split assigns keys, in order, to n contiguous runs of equal weight.
-func split(keys []Key, n int) {
-	var total int64
-	for _, k := range keys {
-		total += k.Weight
-	}
-	var cum int64
-	for i := range keys {
-		mid := cum + keys[i].Weight/2
-		cum += keys[i].Weight
-		if total == 0 {
-			keys[i].Owner = i * n / max(len(keys), 1)
-			continue
+// units calls fn for every unit of the row, with its owner of n.
+func (pp *phasePlan) rowUnits(r *row, n int, buf []uint64, fn func(u Unit) error) ([]uint64, error) {
+	cols, ws := r.weights(buf)
+	cum := r.start
+	for k, j := range cols {
+		u := Unit{Phase: pp.name, Year: r.year, Level: r.level, I: r.i, J: j, Weight: ws[k]}
+		if r.z != nil {
+			u.Zone = r.z.Zone
 		}
-		keys[i].Owner = min(int(mid*int64(n)/total), n-1)
+		u.Owner = pp.owner(cum+ws[k]/2, n)
+		cum += ws[k]
+		if err := fn(u); err != nil {
+			return ws, err
+		}
 	}
+	return ws, nil
 }
 
-// Keys returns the keys of phase owned by partition part.
-func (p *Plan) Keys(phase string, part Partition) []Key {
-	var out []Key
-	for _, k := range p.Phases[phase] {
-		if phase == PhaseFinalize || part.Whole() || k.Owner == part.I {
-			out = append(out, k)
+// Rows calls fn for every row of phase that holds a unit of part, in
+// order, and then for each of the row's units of part; prefixes are the
+// key prefixes of the row. Only the rows part owns some of are visited.
+func (p *Plan) Rows(ctx context.Context, phase string, part Partition, row func(prefixes []string) error, unit func(u Unit) error) error {
+	pp := p.phases[phase]
+	if pp == nil {
+		return nil
+	}
+	n := max(part.N, 1)
+	// The rows whose weight range meets part's: owners are monotonic.
+	first := sort.Search(len(pp.rows), func(k int) bool {
+		r := &pp.rows[k]
+		return pp.owner(r.start+r.weight-1, n) >= part.I
+	})
+	var buf []uint64
+	for k := first; k < len(pp.rows); k++ {
+		r := &pp.rows[k]
+		if pp.owner(r.start, n) > part.I {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := row(r.prefixes()); err != nil {
+			return err
+		}
+		var err error
+		buf, err = pp.rowUnits(r, n, buf, func(u Unit) error {
+			if u.Owner != part.I && !part.Whole() {
+				return nil
+			}
+			return unit(u)
+		})
+		if err != nil {
+			return err
 		}
 	}
-	return out
+	return nil
 }
+
+// Units returns the units of phase owned by part (for tests and small
+// stores: a partition's run streams them with Rows).
+func (p *Plan) Units(ctx context.Context, phase string, part Partition) ([]Unit, error) {
+	var out []Unit
+	err := p.Rows(ctx, phase, part, func([]string) error { return nil }, func(u Unit) error {
+		out = append(out, u)
+		return nil
+	})
+	return out, err
+}
+
+// OwnerOf returns the phase and the partition that own data key, or ok
+// false for a key that is not a data key of the plan.
+func (p *Plan) OwnerOf(key string) (phase string, owner int, ok bool) {
+	phase = PhaseOf(key)
+	pp := p.phases[phase]
+	if pp == nil {
+		return phase, 0, false
+	}
+	before, after, _ := strings.Cut(key, "/c/")
+	parts := strings.Split(before, "/")
+	year, err1 := strconv.Atoi(strings.TrimSuffix(parts[0], ".zarr"))
+	ij := strings.Split(after, "/")
+	i, err2 := strconv.Atoi(ij[0])
+	var j int
+	var err3 error = errors.New("no column")
+	if len(ij) > 1 {
+		j, err3 = strconv.Atoi(ij[1])
+	}
+	if err1 != nil || err2 != nil || err3 != nil {
+		return phase, 0, false
+	}
+	id := rowID{phase: phase, year: year, i: i}
+	if phase == PhaseZones {
+		id.zone, _ = strconv.Atoi(strings.TrimPrefix(parts[1], "utm"))
+	} else {
+		id.level, _ = strconv.Atoi(parts[2])
+	}
+	p.byRowOnce.Do(func() {
+		p.byRow = map[rowID]*row{}
+		for name, pp := range p.phases {
+			for k := range pp.rows {
+				r := &pp.rows[k]
+				id := rowID{phase: name, year: r.year, level: r.level, i: r.i}
+				if r.z != nil {
+					id.zone = r.z.Zone
+				}
+				p.byRow[id] = r
+			}
+		}
+	})
+	r := p.byRow[id]
+	if r == nil {
+		return phase, 0, false
+	}
+	found := false
+	pp.rowUnits(r, p.N, nil, func(u Unit) error {
+		if u.J == j {
+			owner, found = u.Owner, true
+			return errStop
+		}
+		return nil
+	})
+	return phase, owner, found
+}
+
+var errStop = errors.New("stop")
 
 // PartitionSummary is what one partition of one phase writes.
 type PartitionSummary struct {
-	Partition int   `json:"partition"`
-	Keys      int   `json:"keys"`
-	Bytes     int64 `json:"bytes"`
-	Weight    int64 `json:"weight"`
+	Partition int    `json:"partition"`
+	Keys      int    `json:"keys"`
+	Bytes     int64  `json:"bytes"`
+	Weight    uint64 `json:"weight"`
 }
 
 // PhaseSummary is one phase of a plan.
@@ -230,37 +458,104 @@ type PhaseSummary struct {
 	Partitions []PartitionSummary `json:"partitions,omitempty"`
 }
 
-// Summary counts keys and estimated bytes per phase and partition. The
-// finalize phase has no partitions (one worker writes it) and its bytes
-// are left 0 (metadata is small).
-func (p *Plan) Summary() []PhaseSummary {
+// Summary counts keys and estimated bytes per phase and partition. Zone
+// keys are counted three per shard touched by a tile: an upper bound, as
+// the scales and rgb shards of a shard without a finite scale (open sea
+// in every tile) are absent, which only reading the scales tells. The
+// finalize phase (finalizeKeys, its keys) has no partitions (one worker
+// writes it) and its bytes are left 0 (metadata is small).
+func (p *Plan) Summary(finalizeKeys int) []PhaseSummary {
 	var out []PhaseSummary
-	for _, ph := range Phases {
-		s := PhaseSummary{Name: ph, Keys: len(p.Phases[ph])}
-		if ph != PhaseFinalize {
-			s.Partitions = make([]PartitionSummary, p.N)
-			for i := range s.Partitions {
-				s.Partitions[i].Partition = i
-			}
+	var buf []uint64
+	for _, ph := range DataPhases {
+		pp := p.phases[ph]
+		perUnit, unitBytes := 1, int64(globalChunkBytes)
+		if ph == PhaseZones {
+			perUnit, unitBytes = 3, zoneUnitBytes
 		}
-		for _, k := range p.Phases[ph] {
-			s.Bytes += k.Bytes
-			if ph != PhaseFinalize {
-				ps := &s.Partitions[k.Owner]
-				ps.Keys++
-				ps.Bytes += k.Bytes
-				ps.Weight += k.Weight
+		s := PhaseSummary{Name: ph, Keys: perUnit * pp.units, Bytes: unitBytes * int64(pp.units),
+			Partitions: make([]PartitionSummary, p.N)}
+		for i := range s.Partitions {
+			s.Partitions[i].Partition = i
+		}
+		for k := range pp.rows {
+			r := &pp.rows[k]
+			if o := pp.owner(r.start, p.N); o == pp.owner(r.start+r.weight-1, p.N) {
+				ps := &s.Partitions[o]
+				ps.Keys += perUnit * r.units
+				ps.Bytes += unitBytes * int64(r.units)
+				ps.Weight += r.weight
+				continue
 			}
+			buf, _ = pp.rowUnits(r, p.N, buf, func(u Unit) error {
+				ps := &s.Partitions[u.Owner]
+				ps.Keys += perUnit
+				ps.Bytes += unitBytes
+				ps.Weight += u.Weight
+				return nil
+			})
 		}
 		out = append(out, s)
 	}
-	return out
+	return append(out, PhaseSummary{Name: PhaseFinalize, Keys: finalizeKeys})
+}
+
+// FinalizeKeys calls fn for every key of st that the finalize phase
+// writes (metadata, coordinates, STAC), in listing order, from the index
+// alone: the chunk directories of the data arrays are not walked.
+func FinalizeKeys(ctx context.Context, st *store.Store, fn func(key string) error) error {
+	return walkSorted(ctx, st, "", true, fn)
+}
+
+// walkSorted calls fn for every file key of st under dir in lexicographic
+// order of the whole key (the order of an S3 listing): the entries of
+// each directory sorted by name, with a "/" after a directory's. With
+// skipData it does not enter the chunk directories of data arrays.
+func walkSorted(ctx context.Context, st *store.Store, dir string, skipData bool, fn func(key string) error) error {
+	entries, err := st.ReadDir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	type ent struct {
+		name, sortKey string
+		isDir         bool
+	}
+	es := make([]ent, len(entries))
+	for k, e := range entries {
+		key := e.Name
+		if dir != "" {
+			key = dir + "/" + e.Name
+		}
+		es[k] = ent{name: key, sortKey: e.Name, isDir: e.IsDir}
+		if e.IsDir {
+			es[k].sortKey += "/"
+		}
+	}
+	slices.SortFunc(es, func(a, b ent) int { return strings.Compare(a.sortKey, b.sortKey) })
+	for _, e := range es {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !e.isDir {
+			if err := fn(e.name); err != nil {
+				return err
+			}
+			continue
+		}
+		if skipData && path.Base(e.name) == "c" && PhaseOf(e.name+"/0") != PhaseFinalize {
+			continue
+		}
+		if err := walkSorted(ctx, st, e.name, skipData, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // OwnerOfTile is the partition that reports a tile skipped at discovery
-// (path names its grid_<lon>_<lat>): the owner of the embeddings shard
-// under the tile's centre, if there is one, else a stable hash of the
-// path. So one partition, not all, fails with that tile named.
+// (path names its grid_<lon>_<lat>): the owner of the zone shard under
+// the tile's centre, if there is one, else a stable hash of the path. So
+// one partition, not all, fails with that tile named.
 func (p *Plan) OwnerOfTile(cat *index.Catalogue, pr *index.Projector, tilePath string) int {
 	if p.N <= 1 {
 		return 0
@@ -303,11 +598,6 @@ func (p *Plan) ownerByPlace(cat *index.Catalogue, pr *index.Projector, tilePath 
 	}
 	row := int((z.OriginN-fp.OriginN)/10+float64(fp.H)/2) / 256
 	col := int((fp.OriginE-z.OriginE)/10+float64(fp.W)/2) / 256
-	want := fmt.Sprintf("%d.zarr/utm%02d/embeddings/c/%d/%d/0", year, z.Zone, row, col)
-	for _, k := range p.Phases[PhaseZones] {
-		if k.Key == want {
-			return k.Owner, true
-		}
-	}
-	return 0, false
+	_, owner, ok := p.OwnerOf(fmt.Sprintf("%d.zarr/%s/embeddings/c/%d/%d/0", year, generate.ZoneGroupName(z.Zone), row, col))
+	return owner, ok
 }

@@ -14,9 +14,11 @@ import (
 )
 
 // TestPlanSplit checks the partition split on a block of 16 tiles: every
-// data key belongs to exactly one partition, two plans made apart agree
-// key by key, the split follows the weights (no partition exceeds an equal
-// share by more than the heaviest key), and the walk's keys are all there.
+// data key of the store (its own walk, probing which scales and rgb shards
+// exist) belongs to exactly one partition; two plans made apart agree unit
+// by unit; OwnerOf agrees with the units; the split follows the weights (no
+// partition exceeds an equal share by more than the heaviest unit); and
+// the summary counts what the partitions hold.
 func TestPlanSplit(t *testing.T) {
 	tiles := testtiles.Tiles(t, "grid16", synth.Grid(16, 10.05, 84.05))
 	ctx := context.Background()
@@ -32,10 +34,16 @@ func TestPlanSplit(t *testing.T) {
 		return st
 	}
 	st := open()
-	var all []string
-	if err := st.Walk(ctx, "", func(k string) error { all = append(all, k); return nil }); err != nil {
+	var data []string
+	if err := st.Walk(ctx, "", func(k string) error {
+		if materializer.PhaseOf(k) != materializer.PhaseFinalize {
+			data = append(data, k)
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
+	slices.Sort(data)
 	for _, n := range []int{1, 2, 3, 4, 7} {
 		p1, err := materializer.NewPlan(ctx, st, n)
 		if err != nil {
@@ -46,48 +54,57 @@ func TestPlanSplit(t *testing.T) {
 			t.Fatal(err)
 		}
 		var seen []string
-		for _, ph := range materializer.Phases {
-			if !slices.Equal(p1.Phases[ph], p2.Phases[ph]) {
-				t.Errorf("n=%d phase %s: two plans of the same tiles differ", n, ph)
-			}
-			if ph == materializer.PhaseFinalize {
-				for _, k := range p1.Phases[ph] {
-					seen = append(seen, k.Key)
-				}
-				continue
-			}
-			var total, heaviest int64
-			for _, k := range p1.Phases[ph] {
-				total += k.Weight
-				heaviest = max(heaviest, k.Weight)
-				if materializer.PhaseOf(k.Key) != ph {
-					t.Errorf("%s in phase %s", k.Key, ph)
-				}
-			}
-			count := 0
+		sum := p1.Summary(0)
+		for pi, ph := range materializer.DataPhases {
+			var total, heaviest uint64
+			weights := make([]uint64, n)
 			for i := range n {
-				var w int64
-				for _, k := range p1.Keys(ph, materializer.Partition{I: i, N: n}) {
-					w += k.Weight
-					seen = append(seen, k.Key)
-					count++
+				part := materializer.Partition{I: i, N: n}
+				u1, err := p1.Units(ctx, ph, part)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if w > total/int64(n)+heaviest {
-					t.Errorf("n=%d phase %s partition %d: weight %d, equal share %d, heaviest key %d", n, ph, i, w, total/int64(n), heaviest)
+				u2, _ := p2.Units(ctx, ph, part)
+				if !slices.Equal(u1, u2) {
+					t.Errorf("n=%d phase %s partition %d: two plans of the same tiles differ", n, ph, i)
+				}
+				keys := 0
+				for _, u := range u1 {
+					if u.Owner != i || u.Phase != ph {
+						t.Errorf("n=%d: unit %+v given to partition %d of phase %s", n, u, i, ph)
+					}
+					weights[i] += u.Weight
+					total += u.Weight
+					heaviest = max(heaviest, u.Weight)
+					for _, k := range u.Keys() {
+						keys++
+						if materializer.PhaseOf(k) != ph {
+							t.Errorf("%s in phase %s", k, ph)
+						}
+						if kp, owner, ok := p1.OwnerOf(k); !ok || owner != i || kp != ph {
+							t.Errorf("n=%d: OwnerOf(%s) = %s %d %v, want %s %d", n, k, kp, owner, ok, ph, i)
+						}
+						if st.Exists(k) {
+							seen = append(seen, k)
+						}
+					}
+				}
+				if got := sum[pi].Partitions[i]; got.Keys != keys || got.Weight != weights[i] {
+					t.Errorf("n=%d phase %s partition %d: summary %+v, units hold %d keys of weight %d", n, ph, i, got, keys, weights[i])
 				}
 			}
-			if count != len(p1.Phases[ph]) {
-				t.Errorf("n=%d phase %s: partitions hold %d keys, phase has %d", n, ph, count, len(p1.Phases[ph]))
+			for i, w := range weights {
+				if w > total/uint64(n)+heaviest {
+					t.Errorf("n=%d phase %s partition %d: weight %d, equal share %d, heaviest unit %d", n, ph, i, w, total/uint64(n), heaviest)
+				}
 			}
 		}
 		slices.Sort(seen)
-		want := slices.Sorted(slices.Values(all))
-		if !slices.Equal(seen, want) {
-			t.Errorf("n=%d: partitions and finalize hold %d keys, the store %d (or not the same)", n, len(seen), len(want))
+		if !slices.Equal(seen, data) {
+			t.Errorf("n=%d: partitions hold %d data keys, the store %d (or not the same)", n, len(seen), len(data))
 		}
 		if n == 4 {
-			zs := p1.Summary()[0]
-			t.Logf("zones phase, 4 partitions: %+v", zs.Partitions)
+			t.Logf("zones phase, 4 partitions: %+v", sum[0].Partitions)
 		}
 	}
 }

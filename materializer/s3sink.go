@@ -133,24 +133,27 @@ func (s *S3Sink) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// List implements Sink: one paginated LIST of the prefix.
-func (s *S3Sink) List(ctx context.Context) (map[string]bool, error) {
-	out := map[string]bool{}
+// List implements Sink: one paginated LIST of the prefix, a page at a
+// time.
+func (s *S3Sink) List(ctx context.Context, prefix string, fn func(key string) error) error {
 	p := s3.NewListObjectsV2Paginator(s.Client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(s.Loc.Bucket), Prefix: aws.String(s.Loc.Prefix)})
+		Bucket: aws.String(s.Loc.Bucket), Prefix: aws.String(s.Loc.Prefix + prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("listing %s: %w", s.Loc, err)
+			return fmt.Errorf("listing %s%s: %w", s.Loc, prefix, err)
 		}
 		for _, o := range page.Contents {
 			k := strings.TrimPrefix(aws.ToString(o.Key), s.Loc.Prefix)
-			if !strings.HasPrefix(k, internalPrefix) {
-				out[k] = true
+			if strings.HasPrefix(k, internalPrefix) {
+				continue
+			}
+			if err := fn(k); err != nil {
+				return err
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // status is the HTTP status of a failed S3 call, or 0.

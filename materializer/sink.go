@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,9 +26,12 @@ type Sink interface {
 	Put(ctx context.Context, key string, data []byte) (wrote bool, err error)
 	// Get returns a key's bytes; ok is false for a key that is absent.
 	Get(ctx context.Context, key string) (data []byte, ok bool, err error)
-	// List returns every key present, relative to the sink's root, but
-	// for the sink's own entries (names starting with .tesserafs-).
-	List(ctx context.Context) (map[string]bool, error)
+	// List calls fn for every key present under prefix ("" for all, else
+	// a directory ending in "/"), relative to the sink's root, in
+	// lexicographic byte order (an S3 listing's), but for the sink's own
+	// entries (names starting with .tesserafs-). It holds no more than a
+	// page of keys; fn returning an error stops it with that error.
+	List(ctx context.Context, prefix string, fn func(key string) error) error
 	// Delete removes a key; an absent key is not an error. Runs delete
 	// only their own state key, never a key of the store.
 	Delete(ctx context.Context, key string) error
@@ -167,38 +171,55 @@ func (d *DirSink) size(key string) (int64, bool) {
 	return fi.Size(), true
 }
 
-// List implements Sink: every regular file, except the sink's own.
-func (d *DirSink) List(ctx context.Context) (map[string]bool, error) {
-	out := map[string]bool{}
-	err := filepath.WalkDir(d.Dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if p == d.Dir && errors.Is(err, fs.ErrNotExist) {
-				return filepath.SkipAll
-			}
+// List implements Sink: the regular files under prefix but the sink's own,
+// in lexicographic order of the whole key (each directory's entries sorted
+// by name, with a "/" after a directory's, as S3 orders keys).
+func (d *DirSink) List(ctx context.Context, prefix string, fn func(key string) error) error {
+	dir := strings.TrimSuffix(prefix, "/")
+	err := d.list(ctx, dir, fn)
+	if err != nil && !errors.Is(err, errStop) {
+		return fmt.Errorf("listing %s: %w", d.path(dir), err)
+	}
+	return err
+}
+
+func (d *DirSink) list(ctx context.Context, dir string, fn func(key string) error) error {
+	es, err := os.ReadDir(d.path(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sortKey := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(es, func(a, b fs.DirEntry) int { return strings.Compare(sortKey(a), sortKey(b)) })
+	for _, e := range es {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		if strings.HasPrefix(e.Name(), internalPrefix) {
-			if e.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
+			continue
 		}
-		if e.Type().IsRegular() {
-			rel, err := filepath.Rel(d.Dir, p)
-			if err != nil {
-				return err
-			}
-			out[filepath.ToSlash(rel)] = true
+		key := e.Name()
+		if dir != "" {
+			key = dir + "/" + key
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", d.Dir, err)
+		switch {
+		case e.IsDir():
+			err = d.list(ctx, key, fn)
+		case e.Type().IsRegular():
+			err = fn(key)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 func (d *DirSink) mkdir(dir string) error {

@@ -53,9 +53,10 @@ profile). Every object is written once, with If-None-Match: *.
 
 Partitioned runs (one machine of many): --partition I/N writes partition I
 (0-based) of N of the data keys. --partitions N takes I from
-JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or SLURM_ARRAY_TASK_ID; with
-neither flag, a Slurm array task takes I and N from SLURM_ARRAY_TASK_ID,
-SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT. --phase NAME runs one phase
+JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or SLURM_ARRAY_TASK_ID (a
+Slurm array task: submit with --array=0-(N-1), and resubmit a subset such
+as --array=2,5 with the same --partitions N: the array index is the
+partition index, so it must be below N). --phase NAME runs one phase
 (zones, global0, global; see "tesserafs plan"); run every phase's
 partitions in that order, then --finalize once, which checks that every
 data key exists and writes the metadata and the STAC catalog. Without
@@ -212,10 +213,11 @@ func ownSkipped(plan *materializer.Plan, cat *index.Catalogue, skipped []index.P
 
 // resolvePartition decides which partition this process is: --partition
 // I/N; or --partitions N with I from JOB_COMPLETION_INDEX (Kubernetes) or
-// the Slurm array; or, with neither flag, a Slurm array task's own
-// variables. Slurm array ids start where --array says (0-3 or 1-4), so I is
-// SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN. A finalize takes N only, to
-// name the partitions that own missing keys.
+// SLURM_ARRAY_TASK_ID (Slurm). The array index is the partition index, so
+// that resubmitting some tasks of an array (--array=2,5) redoes those
+// partitions; N is never taken from the array's task count, which is that
+// of the subset. A finalize takes N only, to name the partitions that own
+// missing keys.
 func resolvePartition(flag string, n int, finalize bool, getenv func(string) string) (materializer.Partition, error) {
 	envInt := func(name string) (int, bool, error) {
 		v := getenv(name)
@@ -227,20 +229,6 @@ func resolvePartition(flag string, n int, finalize bool, getenv func(string) str
 			return 0, false, usageErrorf("%s=%q: want a non-negative integer", name, v)
 		}
 		return i, true, nil
-	}
-	slurmIndex := func() (int, bool, error) {
-		id, ok, err := envInt("SLURM_ARRAY_TASK_ID")
-		if !ok || err != nil {
-			return 0, ok, err
-		}
-		lo, _, err := envInt("SLURM_ARRAY_TASK_MIN")
-		if err != nil {
-			return 0, false, err
-		}
-		if id < lo {
-			return 0, false, usageErrorf("SLURM_ARRAY_TASK_ID=%d is below SLURM_ARRAY_TASK_MIN=%d", id, lo)
-		}
-		return id - lo, true, nil
 	}
 	check := func(p materializer.Partition, from string) (materializer.Partition, error) {
 		if p.N < 1 || p.I < 0 || p.I >= p.N {
@@ -265,32 +253,22 @@ func resolvePartition(flag string, n int, finalize bool, getenv func(string) str
 	case finalize:
 		return materializer.Partition{I: 0, N: max(n, 1)}, nil
 	case n > 0:
-		if i, ok, err := envInt("JOB_COMPLETION_INDEX"); err != nil || ok {
+		for _, name := range []string{"JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID"} {
+			i, ok, err := envInt(name)
 			if err != nil {
 				return materializer.Partition{}, err
 			}
-			return check(materializer.Partition{I: i, N: n}, "JOB_COMPLETION_INDEX")
-		}
-		if i, ok, err := slurmIndex(); err != nil || ok {
-			if err != nil {
-				return materializer.Partition{}, err
+			if ok {
+				return check(materializer.Partition{I: i, N: n}, name)
 			}
-			return check(materializer.Partition{I: i, N: n}, "SLURM_ARRAY_TASK_ID")
 		}
 		return materializer.Partition{}, usageErrorf("--partitions %d: the partition index comes from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, and neither is set (or give --partition I/%d)", n, n)
 	}
-	i, ok, err := slurmIndex()
-	if err != nil || !ok {
-		return materializer.Partition{}, err
+	if getenv("SLURM_ARRAY_TASK_ID") != "" {
+		return materializer.Partition{}, usageErrorf("SLURM_ARRAY_TASK_ID is set: give --partitions N (the partition index is the array index, 0 to N-1; " +
+			"N is not taken from the array, whose task count is that of a resubmitted subset)")
 	}
-	count, ok, err := envInt("SLURM_ARRAY_TASK_COUNT")
-	if err != nil {
-		return materializer.Partition{}, err
-	}
-	if !ok {
-		return materializer.Partition{}, usageErrorf("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")
-	}
-	return check(materializer.Partition{I: i, N: count}, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
+	return materializer.Partition{}, nil
 }
 
 func mustAbs(p string) string {

@@ -28,7 +28,10 @@ func newPlanCmd() *cobra.Command {
 zones (embeddings, scales and rgb shards), global0 (global_rgb level 0),
 global (levels 1 and up) and finalize (metadata and STAC, one worker), each
 with its key count and estimated uncompressed bytes, and for the data
-phases the share of every partition. It reads the index only.
+phases the share of every partition. It reads the index only: no tile
+data. Zone keys count three per shard that a tile touches, an upper bound
+(the scales and rgb of a shard without a finite scale, open sea in every
+tile, are absent). The weight of a partition is its estimated work.
 
 Run "materialize --phase NAME --partition I/N" for every partition of each
 phase in this order, then "materialize --finalize".
@@ -64,7 +67,11 @@ func runPlan(ctx context.Context, o planOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	phases := plan.Summary()
+	fin := 0
+	if err := materializer.FinalizeKeys(ctx, st.Store, func(string) error { fin++; return nil }); err != nil {
+		return err
+	}
+	phases := plan.Summary(fin)
 	if o.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -417,3 +417,11 @@ func (s *Store) ChunkInputs(key string) (n int, ok bool) {
 	}
 	return len(r.arr.chunks.Inputs(r.coords)), true
 }
+
+// Exists reports whether key is a file of the store, deciding as a listing
+// does (for a zone's scales and rgb shards that means reading the shard's
+// scales, never its embeddings): nothing is generated.
+func (s *Store) Exists(key string) bool {
+	r, ok := s.resolve(key)
+	return ok && !r.isDir()
+}
