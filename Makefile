@@ -10,7 +10,8 @@
 #                 also starts `tesserafs serve` on the tiles and reads it over HTTP;
 #                 PYTEST_ARGS='-k zarrita -x' narrows it, INTEROP_DIR=dir keeps its data
 #   make bench    Go benchmarks (ratios against floors measured in the same run), xarray region read
-#   make demo     synthesise tiles; mount and read them with xarray; materialize; quicklooks
+#   make demo     synthesise tiles; mount and read them with xarray; materialize; serve over
+#                 HTTP; materialize from tiles on a loopback nginx; plan; quicklooks
 #   make clean
 #
 # Everything downloads at `make deps` time only; the tests never reach the network.
