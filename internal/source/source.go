@@ -195,4 +195,3 @@ func StatsOf(src index.Source) (Stats, bool) {
 	}
 	return r.Stats(), true
 }
-
