@@ -149,7 +149,7 @@ func (m *Masks) read(t *index.Tile) ([]uint8, error) {
 	if want.Size < 0 {
 		f, err = m.src.Open(ctx, t.Landmask)
 	} else {
-		f, err = openStamp(ctx, m.src, want)
+		f, err = index.OpenStamp(ctx, m.src, want)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("landmask: %w", err)

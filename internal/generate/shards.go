@@ -129,7 +129,7 @@ func (w *Worker) openChecked(ctx context.Context, t *index.Tile, path string) (*
 	if want.Size < 0 {
 		sf, err = w.src.Open(ctx, path)
 	} else {
-		sf, err = openStamp(ctx, w.src, want)
+		sf, err = index.OpenStamp(ctx, w.src, want)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("tile %s: %w", t.Coord, err)
@@ -148,27 +148,6 @@ func (w *Worker) openChecked(ctx context.Context, t *index.Tile, path string) (*
 // (a remote file: one request per contiguous run of missing blocks).
 type prefetcher interface {
 	Prefetch(off, n int64) error
-}
-
-// stampOpener is a Source that checks a file against its indexed stamp
-// itself (internal/source's remote roots, on the first read).
-type stampOpener interface {
-	OpenStamp(ctx context.Context, want index.FileStamp) (index.SourceFile, error)
-}
-
-func openStamp(ctx context.Context, src index.Source, want index.FileStamp) (index.SourceFile, error) {
-	if so, ok := src.(stampOpener); ok {
-		return so.OpenStamp(ctx, want)
-	}
-	f, err := src.Open(ctx, want.Path)
-	if err != nil {
-		return nil, err
-	}
-	if got := f.Stamp(); got.Size != want.Size || !got.ModTime.Equal(want.ModTime) {
-		f.Close()
-		return nil, fmt.Errorf("%s changed since the tiles were indexed (restart to re-index)", want.Path)
-	}
-	return f, nil
 }
 
 // openWindows opens the file of every window (embeddings or scales, as
