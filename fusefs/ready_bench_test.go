@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,6 +157,15 @@ func readyChild(spec string) int {
 	root, registry, mp, cdir := parts[0], parts[1], parts[2], parts[3]
 	ctx := context.Background()
 	start := time.Now()
+	// TESSERAFS_READY_PROFILE=dir writes cpu.pprof (start to ready) and
+	// heap.pprof (at ready) there: where the time and the memory go.
+	prof := os.Getenv("TESSERAFS_READY_PROFILE")
+	if prof != "" {
+		f, err := os.Create(filepath.Join(prof, "cpu.pprof"))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+		}
+	}
 	cat, err := index.Discover(ctx, root, index.Options{Lazy: true, Registry: registry, Logger: quietLogger()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -184,6 +194,13 @@ func readyChild(spec string) int {
 		return 1
 	}
 	ready := time.Since(start)
+	if prof != "" {
+		pprof.StopCPUProfile()
+		if f, err := os.Create(filepath.Join(prof, "heap.pprof")); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	rss, hwm := procStatus("VmRSS:"), procStatus("VmHWM:")
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)

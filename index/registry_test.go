@@ -96,9 +96,9 @@ func TestRegistryDiscovery(t *testing.T) {
 				if tile.Footprint != fp {
 					t.Errorf("%v: footprint %+v, want %+v", s.Coord, tile.Footprint, fp)
 				}
-				if tile.Embeddings != synth.EmbeddingsPath(root, 2024, s.Coord) || tile.Scales != synth.ScalesPath(root, 2024, s.Coord) ||
-					tile.Landmask != synth.LandmaskPath(root, s.Coord) {
-					t.Errorf("%v: names %q %q %q", s.Coord, tile.Embeddings, tile.Scales, tile.Landmask)
+				if tile.EmbeddingsPath() != synth.EmbeddingsPath(root, 2024, s.Coord) || tile.ScalesPath() != synth.ScalesPath(root, 2024, s.Coord) ||
+					tile.LandmaskPath() != synth.LandmaskPath(root, s.Coord) {
+					t.Errorf("%v: names %q %q %q", s.Coord, tile.EmbeddingsPath(), tile.ScalesPath(), tile.LandmaskPath())
 				}
 				if tc.opts.Lazy {
 					if tile.Inputs != nil {
