@@ -6,11 +6,19 @@
 // last, the root zarr.json of each year at the very end, so a reader never
 // sees a store whose metadata promises chunks that are not there yet.
 //
+// While a run is under way, its bookkeeping (a state file naming the
+// inputs, and a directory of temporary files) lives in the output
+// directory, so that a resumed run finds it; a run that completes removes
+// it, and the published tree then holds the store and the STAC catalog
+// alone, file for file what the mount serves. The lock is taken on the
+// output directory itself and leaves no file.
+//
 // A file that cannot be generated (its source tiles failed after retries:
 // a remote server down, a tile truncated) does not stop the run: it is
 // left out and named in the summary, everything else is written, and the
 // root zarr.json of its year is held back, so the store is visibly
-// incomplete until a later run finishes it. Run then returns ErrIncomplete.
+// incomplete until a later run finishes it. Run then returns ErrIncomplete,
+// and the bookkeeping stays for that later run.
 package materializer
 
 import (
@@ -65,6 +73,10 @@ type Summary struct {
 	Existing int64 // files already complete from an earlier run
 	Bytes    int64 // bytes written by this run
 	Elapsed  time.Duration
+	// Phases is the time spent on each part of the tree, in the order
+	// written: "zones" (embeddings, scales, coordinates), "rgb",
+	// "global_rgb", "metadata" (zarr.json and STAC).
+	Phases []Phase
 	// Failed counts the files that could not be generated; Failures holds
 	// the first MaxFailures of them, in the order they failed. Files
 	// held back because others failed (a year's root zarr.json) are in
@@ -72,6 +84,12 @@ type Summary struct {
 	Failed   int64
 	Failures []Failure
 	HeldBack []string // root zarr.json keys not written because of failures
+}
+
+// Phase is the wall time of one part of a run.
+type Phase struct {
+	Name    string
+	Elapsed time.Duration
 }
 
 // Failure is a file that could not be generated, and why (the error names
@@ -97,9 +115,8 @@ func (e getError) Error() string { return e.err.Error() }
 func (e getError) Unwrap() error { return e.err }
 
 const (
-	stateName = ".tesserafs-materialize.json"
-	lockName  = ".tesserafs-materialize.lock"
-	tmpDir    = ".tesserafs-tmp"
+	stateName = ".tesserafs-materialize.json" // only while a run is unfinished
+	tmpDir    = ".tesserafs-tmp"              // only while a run is under way
 )
 
 // state records what an output directory is being built from, so that a
@@ -151,17 +168,26 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 		return Summary{}, fmt.Errorf("output directory: %w", err)
 	}
 
-	// Three passes over the index: chunks, then metadata and STAC, then the
-	// root zarr.json of each year.
+	// Passes over the index, each timed as a phase: the zones' data
+	// chunks, their rgb previews (which the global preview is built from),
+	// the global_rgb chunks, then metadata and STAC, the root zarr.json of
+	// each year last.
 	isChunk := func(k string) bool { return strings.Contains(k, "/c/") }
+	isGlobal := func(k string) bool { return strings.Contains(k, ".zarr/global_rgb/") }
+	isRGB := func(k string) bool { return strings.Contains(k, "/rgb/c/") && !isGlobal(k) }
 	isRoot := func(k string) bool {
 		d, f := filepath.Split(k)
 		return f == "zarr.json" && strings.Count(d, "/") == 1 && strings.HasSuffix(d, ".zarr/")
 	}
-	passes := []func(string) bool{
-		isChunk,
-		func(k string) bool { return !isChunk(k) && !isRoot(k) },
-		isRoot,
+	passes := []struct {
+		phase string
+		keep  func(string) bool
+	}{
+		{"zones", func(k string) bool { return isChunk(k) && !isRGB(k) && !isGlobal(k) }},
+		{"rgb", isRGB},
+		{"global_rgb", func(k string) bool { return isChunk(k) && isGlobal(k) }},
+		{"metadata", func(k string) bool { return !isChunk(k) && !isRoot(k) }},
+		{"metadata", isRoot},
 	}
 	var total int64
 	if err := st.Walk(ctx, "", func(string) error { total++; return nil }); err != nil {
@@ -197,6 +223,7 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 			opts.Progress(prog)
 		}
 	}
+	var phases []Phase
 	// A year's root zarr.json is held back while any of its files failed.
 	var heldBack []string
 	rootPass := func(k string) bool {
@@ -212,22 +239,38 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 		}
 		return true
 	}
-	passes[2] = rootPass
+	passes[len(passes)-1].keep = rootPass
 	for _, pass := range passes {
-		if err := w.pass(ctx, opts.Workers, pass, report); err != nil {
+		t0 := time.Now()
+		if err := w.pass(ctx, opts.Workers, pass.keep, report); err != nil {
 			return Summary{}, err
 		}
-	}
-	if err := os.RemoveAll(tmp); err != nil {
-		log.Warn("removing temporary directory", "path", tmp, "err", err)
+		if n := len(phases); n > 0 && phases[n-1].Name == pass.phase {
+			phases[n-1].Elapsed += time.Since(t0)
+		} else {
+			phases = append(phases, Phase{Name: pass.phase, Elapsed: time.Since(t0)})
+		}
+		log.Debug("materialize phase", "phase", pass.phase, "took", time.Since(t0))
 	}
 	sum := Summary{
 		Files: total, Written: prog.Written, Existing: total - prog.Written - prog.Failed - int64(len(heldBack)),
-		Bytes: prog.Bytes, Elapsed: time.Since(start),
+		Bytes: prog.Bytes, Elapsed: time.Since(start), Phases: phases,
 		Failed: prog.Failed, Failures: failures, HeldBack: heldBack,
 	}
 	if sum.Failed > 0 {
+		// Unfinished: the state stays, for the run that finishes it.
+		if err := os.RemoveAll(tmp); err != nil {
+			log.Warn("removing temporary directory", "path", tmp, "err", err)
+		}
 		return sum, fmt.Errorf("%s: %w (%d files left out)", dir, ErrIncomplete, sum.Failed)
+	}
+	// Complete: the bookkeeping goes, the state last (a run killed before
+	// that finds every file written and removes it).
+	if err := os.RemoveAll(tmp); err != nil {
+		return Summary{}, fmt.Errorf("removing temporary directory %s: %w", tmp, err)
+	}
+	if err := os.Remove(filepath.Join(dir, stateName)); err != nil {
+		return Summary{}, fmt.Errorf("removing %s: %w", filepath.Join(dir, stateName), err)
 	}
 	return sum, nil
 }
@@ -340,21 +383,20 @@ func (w *writer) mkdir(d string) error {
 }
 
 // lock takes an exclusive lock on the output directory: two runs writing
-// the same tree at once would each believe the other's files complete.
+// the same tree at once would each believe the other's files complete. The
+// lock is on the directory itself, so it leaves nothing in the tree.
 func lock(dir string) (func(), error) {
-	path := filepath.Join(dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s is being written by another tesserafs materialize (lock %s held)", dir, path)
+		return nil, fmt.Errorf("%s is being written by another tesserafs materialize (directory locked)", dir)
 	}
 	return func() {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
-		os.Remove(path)
 	}, nil
 }
 
@@ -377,7 +419,8 @@ func checkState(dir, fp string) error {
 		return nil
 	case errors.Is(err, fs.ErrNotExist):
 		if entries, _ := os.ReadDir(dir); len(nonInternal(entries)) > 0 {
-			return fmt.Errorf("%s is not empty and was not written by tesserafs materialize; choose an empty --out directory", dir)
+			return fmt.Errorf("%s is not empty and holds no unfinished tesserafs materialize run "+
+				"(a finished run keeps no state there); choose an empty --out directory", dir)
 		}
 		b, _ := json.MarshalIndent(want, "", "  ")
 		tmp := path + ".tmp"

@@ -90,6 +90,15 @@ func sameTree(t *testing.T, a, b string) {
 	if len(ta) < 20 {
 		t.Fatalf("only %d files in %s", len(ta), a)
 	}
+	// A finished run leaves the store and the catalog alone: no state,
+	// lock or temporary files (nothing for a publisher to exclude).
+	for _, tr := range []map[string][]byte{ta, tb} {
+		for k := range tr {
+			if strings.HasPrefix(k, ".") {
+				t.Errorf("%s: bookkeeping left in a finished tree", k)
+			}
+		}
+	}
 }
 
 func countFiles(dir string) int {
@@ -156,6 +165,10 @@ func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 // read-through of another directory, nothing is read from there and the
 // zone rgb shards and level 0 are generated again. Both give the same
 // bytes as the first run.
+//
+// A finished tree keeps no bookkeeping, so the copy is made an unfinished
+// run's by adding the state file of a run of the same inputs stopped
+// part-way.
 func TestResumeReadsBack(t *testing.T) {
 	tiles := testtiles.Root(t, "test")
 	ctx := context.Background()
@@ -167,6 +180,7 @@ func TestResumeReadsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	state := unfinishedState(t, cat)
 	for _, tc := range []struct {
 		name        string
 		readThrough func(out string) string
@@ -194,6 +208,11 @@ func TestResumeReadsBack(t *testing.T) {
 			if removed == 0 {
 				t.Fatal("no global_rgb chunk above level 0 to remove")
 			}
+			for name, b := range state {
+				if err := os.WriteFile(filepath.Join(out, name), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			st, err := store.New(cat, store.Options{Workers: 2, Build: generate.Build{BuildVersion: "test"},
 				ReadThrough: materializer.NewOutputCache(tc.readThrough(out))})
 			if err != nil {
@@ -219,6 +238,44 @@ func TestResumeReadsBack(t *testing.T) {
 	}
 }
 
+// unfinishedState returns the bookkeeping files (by name) that a run of
+// cat's store stopped after a few files leaves at the top of its output.
+func unfinishedState(t *testing.T, cat *index.Catalogue) map[string][]byte {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.New(cat, store.Options{Workers: 1, Build: generate.Build{BuildVersion: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	if _, err := materializer.Run(ctx, st, dir, materializer.Options{Workers: 1, Progress: func(p materializer.Progress) {
+		if p.Done >= 1 {
+			stop()
+		}
+	}}); err == nil {
+		t.Fatal("run stopped part-way reported success")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") && e.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[e.Name()] = b
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("a stopped run left no state file")
+	}
+	return out
+}
+
 // TestRefusesOtherInputs checks that a directory built from some tiles is
 // not resumed with different ones, and that a directory of other files is
 // not written into.
@@ -234,12 +291,27 @@ func TestRefusesOtherInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := materializer.Run(ctx, st, out, materializer.Options{}); err != nil {
-		t.Fatal(err)
+	// An unfinished run: stopped after a few files.
+	stopCtx, stop := context.WithCancel(ctx)
+	_, err = materializer.Run(stopCtx, st, out, materializer.Options{Workers: 1, Progress: func(p materializer.Progress) {
+		if p.Done >= 5 {
+			stop()
+		}
+	}})
+	if err == nil {
+		t.Fatal("run stopped part-way reported success")
 	}
 	// Same tiles, more zones: a different store.
 	if err := materialize(ctx, tiles, out, 2); err == nil || !strings.Contains(err.Error(), "other tiles or options") {
 		t.Fatalf("resume with other inputs: err = %v", err)
+	}
+	// The same inputs finish it, and a finished tree is not written into
+	// again: it holds no state to check new inputs against.
+	if _, err := materializer.Run(ctx, st, out, materializer.Options{}); err != nil {
+		t.Fatalf("resume with the same inputs: %v", err)
+	}
+	if err := materialize(ctx, tiles, out, 2); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("run into a finished tree: err = %v", err)
 	}
 	stranger := t.TempDir()
 	os.WriteFile(filepath.Join(stranger, "notes.txt"), []byte("mine"), 0o644)

@@ -87,6 +87,10 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	if sum.Written == sum.Files && secs > 0 {
 		fmt.Fprintf(stdout, ", %.0f MB/s of source tiles", float64(srcBytes)/1e6/secs)
 	}
+	fmt.Fprint(stdout, "\nphases:")
+	for _, ph := range sum.Phases {
+		fmt.Fprintf(stdout, " %s %.1fs", ph.Name, ph.Elapsed.Seconds())
+	}
 	fmt.Fprintf(stdout, "\n%d tiles in %d zone(s); %d tile(s) skipped, %d warning(s)\n",
 		countTiles(cat), countZones(cat), len(skipped), warnings)
 	if ss, ok := sourceStats(cat); ok {

@@ -138,6 +138,14 @@ func runPreview(ctx context.Context, o previewOptions, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "preview: %s\n", chose)
 	}
 	fmt.Fprintf(stdout, "wrote %s: %s, %d × %d pixels\n", o.Out, what, img.Rect.Dx(), img.Rect.Dy())
+	if o.Zone != 0 {
+		// The stretch the zone's rgb was made with, as its tessera:rgb_stretch records.
+		sr, mode, err := st.RGBStretch(t.Year, o.Zone)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "rgb stretch (%s): p2 %v, p98 %v\n", mode, sr.Lo, sr.Hi)
+	}
 	return nil
 }
 

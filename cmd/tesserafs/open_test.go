@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -118,19 +120,54 @@ func TestMaterializeEqualsMount(t *testing.T) {
 	if zone == nil || global == nil {
 		return
 	}
-	rgbDiffer := 0
+	rgbDiffer, metaDiffer := 0, 0
 	for k, v := range zone {
 		if bytes.Equal(v, global[k]) {
 			continue
 		}
-		if strings.Contains(k, "/rgb/c/") {
+		switch {
+		case strings.Contains(k, "/rgb/c/"):
 			rgbDiffer++
-		} else {
-			t.Errorf("%s differs between --stretch zone and global, but is not an rgb chunk", k)
+		case strings.HasSuffix(k, "zarr.json") && sameBarStretch(t, v, global[k]):
+			metaDiffer++ // the rgb arrays' tessera:rgb_stretch, and the root's consolidated copy
+		default:
+			t.Errorf("%s differs between --stretch zone and global, but is neither an rgb chunk nor a tessera:rgb_stretch", k)
 		}
 	}
 	if rgbDiffer == 0 {
 		t.Error("--stretch global gave the same rgb chunks as --stretch zone")
 	}
-	t.Logf("%d rgb chunks differ between the stretches", rgbDiffer)
+	if metaDiffer == 0 {
+		t.Error("--stretch global recorded the same tessera:rgb_stretch as --stretch zone")
+	}
+	t.Logf("%d rgb chunks and %d zarr.json (tessera:rgb_stretch) differ between the stretches", rgbDiffer, metaDiffer)
+}
+
+// sameBarStretch reports whether two zarr.json documents are equal once
+// every tessera:rgb_stretch attribute is removed from both.
+func sameBarStretch(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var strip func(v any) any
+	strip = func(v any) any {
+		switch v := v.(type) {
+		case map[string]any:
+			delete(v, "tessera:rgb_stretch")
+			for k, x := range v {
+				v[k] = strip(x)
+			}
+		case []any:
+			for i, x := range v {
+				v[i] = strip(x)
+			}
+		}
+		return v
+	}
+	var va, vb any
+	if err := json.Unmarshal(a, &va); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &vb); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(strip(va), strip(vb))
 }

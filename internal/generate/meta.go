@@ -3,6 +3,7 @@ package generate
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/zarr"
@@ -98,9 +99,10 @@ func ZoneAttrs(b Build, z *index.ZoneGrid) zarr.Attrs {
 		{Key: "zarr_conventions", Value: []zarr.Attrs{ConventionTessera, ConventionProj, ConventionSpatial}},
 		{Key: "proj:code", Value: index.ZoneEPSG(z.Zone)},
 		{Key: "spatial:dimensions", Value: []string{"northing", "easting"}},
-		{Key: "spatial:transform", Value: []float64{index.PixelSize, 0, oe, 0, -index.PixelSize, on}},
+		// JSON floats, as Python writes them (spec §3): 10.0, not 10.
+		{Key: "spatial:transform", Value: []zarr.Float{index.PixelSize, 0, zarr.Float(oe), 0, -index.PixelSize, zarr.Float(on)}},
 		{Key: "spatial:shape", Value: []int{z.H, z.W}},
-		{Key: "spatial:bbox", Value: []float64{oe, on - index.PixelSize*float64(z.H), oe + index.PixelSize*float64(z.W), on}},
+		{Key: "spatial:bbox", Value: []zarr.Float{zarr.Float(oe), zarr.Float(on - index.PixelSize*float64(z.H)), zarr.Float(oe + index.PixelSize*float64(z.W)), zarr.Float(on)}},
 		{Key: "spatial:registration", Value: "pixel"},
 		{Key: "tessera:dataset_version", Value: b.datasetVersion()},
 		{Key: "tessera:year", Value: z.Year},
@@ -168,3 +170,24 @@ func Northing(z *index.ZoneGrid, i int) float64 {
 
 // ZoneGroupName is the zone group's name in the year store, "utm30".
 func ZoneGroupName(zone int) string { return fmt.Sprintf("utm%02d", zone) }
+
+// RGBAttrs are the attributes of a zone's rgb array (ours: the reference
+// records nothing): the stretch its bytes were made with,
+// tessera:rgb_stretch {p2: [r, g, b], p98: [r, g, b], mode}, mode "zone"
+// or "global". Each value is the float32 the stretch used, written as the
+// shortest decimal that reads back to it.
+func RGBAttrs(st Stretch, mode string) zarr.Attrs {
+	f32 := func(v [RGBBands]float32) []zarr.Float {
+		out := make([]zarr.Float, RGBBands)
+		for b, x := range v {
+			f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+			out[b] = zarr.Float(f)
+		}
+		return out
+	}
+	return zarr.Attrs{{Key: "tessera:rgb_stretch", Value: zarr.Attrs{
+		{Key: "p2", Value: f32(st.Lo)},
+		{Key: "p98", Value: f32(st.Hi)},
+		{Key: "mode", Value: mode},
+	}}}
+}

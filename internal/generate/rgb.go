@@ -226,15 +226,17 @@ func StretchByte(x, lo, hi float32) uint8 {
 }
 
 // RGBShard returns the encoded rgb shard (i, j) of zone z with stretch st,
-// or nil if no tile touches it. Its inner chunks are those of the
-// embeddings shard; a pixel is (R, G, B, 255) where the scale is finite
-// (0 included) and (0, 0, 0, 0) elsewhere.
+// or nil if it has no finite scale (see HasScales). A pixel is (R, G, B,
+// 255) where the scale is finite (0 included) and (0, 0, 0, 0) elsewhere;
+// an inner chunk of transparent pixels alone (the fill value) is left out,
+// so its inner chunks are those of the scales shard.
 func (w *Worker) RGBShard(z *index.ZoneGrid, i, j int, masks *Masks, st Stretch) ([]byte, error) {
 	ok, err := w.fillPixels(z, i, j, masks)
 	if err != nil || !ok {
 		return nil, err
 	}
-	return w.encode(InnerSize*InnerSize*RGBA, func(ci, cj int, dst []byte) {
+	out, stored, err := w.encode(InnerSize*InnerSize*RGBA, func(ci, cj int, dst []byte) bool {
+		opaque := false
 		for r := range InnerSize {
 			for c := range InnerSize {
 				k := (ci*InnerSize+r)*ShardSize + cj*InnerSize + c
@@ -247,7 +249,13 @@ func (w *Worker) RGBShard(z *index.ZoneGrid, i, j int, masks *Masks, st Stretch)
 					px[b] = StretchByte(w.dequantised(k, b), st.Lo[b], st.Hi[b])
 				}
 				px[3] = 255
+				opaque = true
 			}
 		}
+		return opaque
 	})
+	if stored == 0 {
+		return nil, err
+	}
+	return out, err
 }

@@ -232,11 +232,22 @@ func (w *Worker) EmbeddingsShard(z *index.ZoneGrid, i, j int) ([]byte, error) {
 		return nil, err
 	}
 	const px = Bands // bytes per pixel
-	return w.encode(InnerSize*InnerSize*px, func(ci, cj int, dst []byte) {
+	// An all-zero inner chunk (the fill value) is left out (spec §3). The
+	// shard itself is written whenever a tile touches it, even in the
+	// unlikely case that every chunk is zero: listing it must not read the
+	// embeddings (spec §3), so it cannot know.
+	out, _, err := w.encode(InnerSize*InnerSize*px, func(ci, cj int, dst []byte) bool {
+		var bits byte
 		for k := range InnerSize {
-			copy(dst[k*InnerSize*px:], w.emb[((ci*InnerSize+k)*ShardSize+cj*InnerSize)*px:][:InnerSize*px])
+			row := w.emb[((ci*InnerSize+k)*ShardSize+cj*InnerSize)*px:][:InnerSize*px]
+			copy(dst[k*InnerSize*px:], row)
+			for _, b := range row {
+				bits |= b
+			}
 		}
+		return bits != 0
 	})
+	return out, err
 }
 
 // fillEmbeddings paints w.emb for shard (i, j) from its windows, in write
@@ -271,8 +282,10 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 }
 
 // ScalesShard returns the encoded scales shard (i, j) of zone z, or nil if
-// no tile touches it. Water pixels and non-finite scales become NaN;
-// 3-D scales are reduced by NaN-aware max over bands.
+// it has no finite scale (no tile touches it, or all its pixels are water
+// or NaN). Water pixels and non-finite scales become NaN; 3-D scales are
+// reduced by NaN-aware max over bands. An inner chunk of NaN alone (the
+// fill value) is left out (spec §3).
 func (w *Worker) ScalesShard(z *index.ZoneGrid, i, j int, masks *Masks) ([]byte, error) {
 	wins := w.shardWindows(z, i, j)
 	if len(wins) == 0 {
@@ -281,14 +294,59 @@ func (w *Worker) ScalesShard(z *index.ZoneGrid, i, j int, masks *Masks) ([]byte,
 	if err := w.fillScales(z, i, j, wins, masks); err != nil {
 		return nil, err
 	}
-	return w.encode(InnerSize*InnerSize*4, func(ci, cj int, dst []byte) {
+	out, stored, err := w.encode(InnerSize*InnerSize*4, func(ci, cj int, dst []byte) bool {
+		valid := false
 		for k := range InnerSize {
 			src := w.scales[(ci*InnerSize+k)*ShardSize+cj*InnerSize:][:InnerSize]
 			for x, v := range src {
 				binary.LittleEndian.PutUint32(dst[(k*InnerSize+x)*4:], math.Float32bits(v))
+				valid = valid || v == v
 			}
 		}
+		return valid
 	})
+	if stored == 0 {
+		return nil, err
+	}
+	return out, err
+}
+
+// NewProbe returns a Worker with only the buffers HasScales needs (about
+// 400 KiB): for deciding, without generating, which scales and rgb shards
+// exist, for tiles on a local disk. Only HasScales may be called on it.
+func NewProbe() *Worker { return NewProbeFor(nil) }
+
+// NewProbeFor is NewProbe for the tiles of src (nil: local paths).
+func NewProbeFor(src index.Source) *Worker {
+	if src == nil {
+		src = index.DirSource{}
+	}
+	return &Worker{
+		src:     src,
+		scales:  make([]float32, ShardSize*ShardSize),
+		covered: make([]bool, InnerPerSide*InnerPerSide),
+		row:     make([]byte, ShardSize*Bands*4),
+	}
+}
+
+// HasScales reports whether shard (i, j) of zone z has a finite scale,
+// that is whether its scales and rgb shards exist (spec §3: a shard whose
+// inner chunks all hold the fill value is absent). It reads the scales and
+// landmasks of the tiles that touch the shard, never their embeddings.
+func (w *Worker) HasScales(z *index.ZoneGrid, i, j int, masks *Masks) (bool, error) {
+	wins := w.shardWindows(z, i, j)
+	if len(wins) == 0 {
+		return false, nil
+	}
+	if err := w.fillScales(z, i, j, wins, masks); err != nil {
+		return false, err
+	}
+	for _, v := range w.scales {
+		if v == v {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // fillScales paints w.scales for shard (i, j) from its windows, in write
@@ -369,25 +427,30 @@ func nanMax(b []byte) float32 {
 }
 
 // encode builds a shard of InnerPerSide² inner chunks of chunkBytes each;
-// gather copies inner chunk (ci, cj) into dst. Inner chunks that no tile
-// covers are left out (absent = fill value).
-func (w *Worker) encode(chunkBytes int, gather func(ci, cj int, dst []byte)) ([]byte, error) {
+// gather copies inner chunk (ci, cj) into dst and reports whether it holds
+// a value other than the fill value. Inner chunks that no tile covers or
+// that hold only the fill value are left out (absent = fill value, spec
+// §3); stored counts the others.
+func (w *Worker) encode(chunkBytes int, gather func(ci, cj int, dst []byte) bool) (out []byte, stored int, err error) {
 	if cap(w.chunk) < chunkBytes {
 		w.chunk = make([]byte, chunkBytes)
 	}
 	buf := w.chunk[:chunkBytes]
 	// The shard is encoded into a buffer the caller keeps (cache, reply),
 	// sized from the last one so that it is rarely grown and never copied.
-	out, err := w.enc.Encode(make([]byte, 0, w.outCap), InnerPerSide*InnerPerSide, func(k int) []byte {
+	out, err = w.enc.Encode(make([]byte, 0, w.outCap), InnerPerSide*InnerPerSide, func(k int) []byte {
 		if !w.covered[k] {
 			return nil
 		}
-		gather(k/InnerPerSide, k%InnerPerSide, buf)
+		if !gather(k/InnerPerSide, k%InnerPerSide, buf) {
+			return nil
+		}
+		stored++
 		return buf
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	w.outCap = max(w.outCap, cap(out))
-	return out, nil
+	return out, stored, nil
 }

@@ -8,6 +8,7 @@ package preview
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -177,6 +178,9 @@ func renderGlobal(ctx context.Context, st *store.Store, t Target, l int, win Win
 			g.Go(func() error {
 				key := store.GlobalChunkKey(t.Year, l, ci, cj)
 				b, err := st.Get(gctx, key)
+				if errors.Is(err, store.ErrNotFound) {
+					return nil // no finite scale: all transparent (spec §3)
+				}
 				if err != nil {
 					return err
 				}
@@ -261,6 +265,9 @@ func renderZone(ctx context.Context, st *store.Store, t Target, l int, win Windo
 			g.Go(func() error {
 				key := store.RGBShardKey(z, si, sj)
 				b, err := st.Get(gctx, key)
+				if errors.Is(err, store.ErrNotFound) {
+					return nil // no finite scale: all transparent (spec §3)
+				}
 				if err != nil {
 					return err
 				}

@@ -30,9 +30,13 @@ func (s *Store) yearTree(y *index.Year) *dirNode {
 	d.group = g
 	// zarr.json comes first in listings; its consolidated metadata is
 	// computed when first read, once the whole tree is in place.
-	d.add("zarr.json", &fileNode{gen: func(context.Context) ([]byte, error) {
+	d.add("zarr.json", &fileNode{gen: func(ctx context.Context) ([]byte, error) {
 		full := *g
-		full.Consolidated = consolidated(d)
+		c, err := consolidated(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		full.Consolidated = c
 		return encodeJSON(full)
 	}})
 	for _, z := range y.Zones {
@@ -46,6 +50,8 @@ func (s *Store) zoneTree(z *index.ZoneGrid) *dirNode {
 	d := newDir()
 	d.group = &zarr.GroupMetadata{Attributes: generate.ZoneAttrs(s.opts.Build, z)}
 	d.add("zarr.json", jsonFile(*d.group))
+	// scales and rgb have the shards with a finite scale (spec §3).
+	occ := newOccupancy(s.opts.Workers, func(sh index.ShardIndex) (bool, error) { return s.probe(z, sh) })
 	d.add("band", newArray(generate.CoordMeta("int32", generate.Bands, "band"),
 		&coordSource{n: generate.Bands, chunk: func(int) []byte { return generate.BandChunk(generate.Bands) }}))
 	d.add("easting", newArray(generate.CoordMeta("float64", z.W, "easting"),
@@ -60,8 +66,8 @@ func (s *Store) zoneTree(z *index.ZoneGrid) *dirNode {
 		&coordSource{n: z.H, chunk: func(k int) []byte {
 			return generate.Float64Chunk(z.H, k, func(i int) float64 { return generate.Northing(z, i) })
 		}}))
-	d.add("rgb", s.rgbArray(z))
-	d.add("scales", newArray(generate.ScalesMeta(z), &shardSource{zone: z,
+	d.add("rgb", s.rgbArray(z, occ))
+	d.add("scales", newArray(generate.ScalesMeta(z), &shardSource{zone: z, occ: occ,
 		gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
 			return w.ScalesShard(z, i, j, s.masks)
 		}}))

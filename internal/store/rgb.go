@@ -10,6 +10,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/zarr"
 )
 
 // stretchState is a Store's rgb stretches, each computed once.
@@ -146,9 +147,9 @@ func (r *rgbSource) Inputs(c []int) []index.FileStamp {
 func (*rgbSource) derived() {}
 
 // rgbArray is the rgb array of zone z.
-func (s *Store) rgbArray(z *index.ZoneGrid) *arrayNode {
-	return newArray(generate.RGBMeta(z), &rgbSource{
-		shardSource: &shardSource{zone: z, trailing: true,
+func (s *Store) rgbArray(z *index.ZoneGrid, occ *occupancy) *arrayNode {
+	src := &rgbSource{
+		shardSource: &shardSource{zone: z, occ: occ, trailing: true,
 			gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
 				st, err := s.stretch(w, z)
 				if err != nil {
@@ -157,7 +158,44 @@ func (s *Store) rgbArray(z *index.ZoneGrid) *arrayNode {
 				return w.RGBShard(z, i, j, s.masks, st)
 			}},
 		sampleInputs: sync.OnceValue(func() []index.FileStamp { return s.stretchInputs(z) }),
+	}
+	return newLazyArray(generate.RGBMeta(z), src, func(context.Context) (zarr.Attrs, error) {
+		st, mode, err := s.RGBStretch(z.Year, z.Zone)
+		if err != nil {
+			return nil, err
+		}
+		return generate.RGBAttrs(st, mode), nil
 	})
+}
+
+// RGBStretch returns the stretch of zone's rgb preview in year, and its
+// mode ("zone" or "global"), computing it (from a sample of the zone's
+// scales and embeddings) on first use.
+func (s *Store) RGBStretch(year, zone int) (generate.Stretch, string, error) {
+	y := s.cat.Year(year)
+	if y == nil {
+		return generate.Stretch{}, "", fmt.Errorf("year %d: %w", year, ErrNotFound)
+	}
+	var z *index.ZoneGrid
+	for _, c := range y.Zones {
+		if c.Zone == zone {
+			z = c
+		}
+	}
+	if z == nil {
+		return generate.Stretch{}, "", fmt.Errorf("%d.zarr/%s: %w", year, generate.ZoneGroupName(zone), ErrNotFound)
+	}
+	mode := "zone"
+	if s.opts.Build.Stretch == "global" {
+		mode = "global"
+	}
+	w, _ := s.der.workers.Get().(*generate.Worker)
+	if w == nil {
+		w = generate.NewWorkerFor(s.cat.Source)
+	}
+	defer s.der.workers.Put(w)
+	st, err := s.stretch(w, z)
+	return st, mode, err
 }
 
 // RGBShardKey is the key of rgb shard (i, j) of zone z.

@@ -1,9 +1,12 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -119,6 +122,17 @@ func TestRGBMatchesOracle(t *testing.T) {
 			t.Errorf("zone %d: stretch %v..%v, oracle %v..%v", z.Zone, gotSt.Lo, gotSt.Hi, lo, hi)
 		}
 		for k, sh := range shards {
+			r0, c0 := sh[0]*256, sh[1]*256
+			emb, scale := window(r0, c0)
+			// Stored: the inner chunks with an opaque pixel, i.e. a finite
+			// scale (spec §3); none stored: the shard is absent.
+			_, stored := storedChunks(coverage(tiles, r0, c0), emb, scale)
+			if !slices.Contains(stored, true) {
+				if !errorsIsNotExist(errs[k]) {
+					t.Errorf("%s: all transparent, err = %v, want not found", keys[k], errs[k])
+				}
+				continue
+			}
 			if errs[k] != nil {
 				t.Fatal(errs[k])
 			}
@@ -126,9 +140,7 @@ func TestRGBMatchesOracle(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", keys[k], err)
 			}
-			r0, c0 := sh[0]*256, sh[1]*256
-			emb, scale := window(r0, c0)
-			checkChunks(t, keys[k], chunks, coverage(tiles, r0, c0), 4, func(r, c, b int) bool {
+			checkChunks(t, keys[k], chunks, stored, 4, func(r, c, b int) bool {
 				p := r*256 + c
 				g := chunks[(r/4)*64+c/4][((r%4)*4+c%4)*4+b]
 				s := scale[p]
@@ -226,5 +238,73 @@ func TestRGBZeroScale(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Fatal("no tile pixel in the shard")
+	}
+}
+
+// TestRGBStretchAttribute: the rgb array records the stretch its bytes are
+// made with (tessera:rgb_stretch), in its zarr.json and in the root's
+// consolidated metadata; listing the tree does not compute it, reading the
+// metadata computes it once.
+func TestRGBStretchAttribute(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, store.Options{Workers: 2})
+	if err := st.Walk(ctx, "", func(string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.StretchesComputed(); n != 0 {
+		t.Fatalf("listing computed %d stretches, want 0", n)
+	}
+	root, err := st.Get(ctx, "2024.zarr/zarr.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rootDoc struct {
+		Consolidated struct {
+			Metadata map[string]json.RawMessage `json:"metadata"`
+		} `json:"consolidated_metadata"`
+	}
+	if err := json.Unmarshal(root, &rootDoc); err != nil {
+		t.Fatal(err)
+	}
+	type record struct {
+		Attributes struct {
+			Stretch struct {
+				P2, P98 []float64
+				Mode    string
+			} `json:"tessera:rgb_stretch"`
+		} `json:"attributes"`
+	}
+	zones := st.Catalogue().Year(year).Zones
+	for _, z := range zones {
+		name := fmt.Sprintf("utm%02d/rgb", z.Zone)
+		b, err := st.Get(ctx, "2024.zarr/"+name+"/zarr.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := st.Stretch(z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range [][]byte{b, rootDoc.Consolidated.Metadata[name]} {
+			var r record
+			if err := json.Unmarshal(doc, &r); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			s := r.Attributes.Stretch
+			if s.Mode != "zone" || len(s.P2) != 3 || len(s.P98) != 3 {
+				t.Fatalf("%s: tessera:rgb_stretch %+v", name, s)
+			}
+			for b := range 3 {
+				if float32(s.P2[b]) != want.Lo[b] || float32(s.P98[b]) != want.Hi[b] {
+					t.Errorf("%s: band %d recorded %v..%v, used %v..%v", name, b, s.P2[b], s.P98[b], want.Lo[b], want.Hi[b])
+				}
+			}
+		}
+		if !bytes.Contains(b, []byte(`"tessera:rgb_stretch": {`)) {
+			t.Errorf("%s: attributes not in the zarr.json text:\n%s", name, b)
+		}
+	}
+	if n := st.StretchesComputed(); n != int64(len(zones)) {
+		t.Errorf("computed %d stretches for %d zones, want one each", n, len(zones))
 	}
 }

@@ -25,7 +25,7 @@ import (
 
 // FormatVersion changes whenever the bytes generated for the same inputs
 // change, so cached chunks of an older tesserafs are never served.
-const FormatVersion = "tesserafs-store-1"
+const FormatVersion = "tesserafs-store-2"
 
 // ErrNotFound is returned for a key that does not exist. It matches
 // fs.ErrNotExist under errors.Is.
@@ -89,6 +89,7 @@ type Store struct {
 	generated, hits, bytes atomic.Int64
 	generating, peak       atomic.Int64 // generations running now, and at most
 
+	probes    sync.Pool           // *generate.Worker from NewProbe (occupancy.go)
 	der       *derivedEngine      // derived chunks (derived.go)
 	stretches *stretchState       // rgb stretches (rgb.go)
 	globals   map[int]*globalYear // global_rgb per year (globalrgb.go)
@@ -340,9 +341,9 @@ func (s *Store) Walk(ctx context.Context, prefix string, fn func(key string) err
 	return nil
 }
 
-// groupPaths collects, under dir d at path p, every group and array with
+// collectMeta collects, under dir d at path p, every group and array with
 // its metadata, for consolidated metadata.
-func collectMeta(d *dirNode, p string, out map[string]any) {
+func collectMeta(ctx context.Context, d *dirNode, p string, out map[string]any) error {
 	for _, name := range d.names {
 		path := name
 		if p != "" {
@@ -353,16 +354,25 @@ func collectMeta(d *dirNode, p string, out map[string]any) {
 			if n.group != nil {
 				out[path] = *n.group
 			}
-			collectMeta(n, path, out)
+			if err := collectMeta(ctx, n, path, out); err != nil {
+				return err
+			}
 		case *arrayNode:
-			out[path] = n.meta
+			m, err := n.metadata(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			out[path] = m
 		}
 	}
+	return nil
 }
 
-func consolidated(d *dirNode) *zarr.ConsolidatedMetadata {
+func consolidated(ctx context.Context, d *dirNode) (*zarr.ConsolidatedMetadata, error) {
 	m := map[string]any{}
-	collectMeta(d, "", m)
+	if err := collectMeta(ctx, d, "", m); err != nil {
+		return nil, err
+	}
 	paths := make([]string, 0, len(m))
 	for p := range m {
 		paths = append(paths, p)
@@ -372,7 +382,7 @@ func consolidated(d *dirNode) *zarr.ConsolidatedMetadata {
 	for _, p := range paths {
 		c.Entries = append(c.Entries, zarr.Entry{Path: p, Node: m[p]})
 	}
-	return c
+	return c, nil
 }
 
 // Fingerprint identifies everything the store's bytes depend on: the

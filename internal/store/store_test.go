@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -86,6 +87,9 @@ func TestShardsMatchOracle(t *testing.T) {
 			r0, c0 := sh.Row*generate.ShardSize, sh.Col*generate.ShardSize
 			wantEmb, wantScale := synth.Window(tiles, r0, c0, r0+generate.ShardSize, c0+generate.ShardSize)
 			covered := coverage(tiles, r0, c0)
+			// Spec §3: an inner chunk is stored iff some value differs
+			// from the fill value (0 for embeddings, NaN for scales).
+			embStored, scaleStored := storedChunks(covered, wantEmb, wantScale)
 
 			key := fmt.Sprintf("%d.zarr/utm%02d/embeddings/c/%d/%d/0", year, z.Zone, sh.Row, sh.Col)
 			b, err := st.Get(ctx, key)
@@ -96,13 +100,20 @@ func TestShardsMatchOracle(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", key, err)
 			}
-			checkChunks(t, key, chunks, covered, 128, func(r, c, k int) bool {
+			checkChunks(t, key, chunks, embStored, 128, func(r, c, k int) bool {
 				got := int8(chunks[(r/4)*64+c/4][((r%4)*4+c%4)*128+k])
 				return got == wantEmb[(r*generate.ShardSize+c)*128+k]
 			})
 
 			key = fmt.Sprintf("%d.zarr/utm%02d/scales/c/%d/%d", year, z.Zone, sh.Row, sh.Col)
 			b, err = st.Get(ctx, key)
+			if !slices.Contains(scaleStored, true) {
+				// No finite scale: the shard is absent (spec §3).
+				if !errorsIsNotExist(err) {
+					t.Errorf("%s: no finite scale, Get err = %v, want not found", key, err)
+				}
+				continue
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +121,7 @@ func TestShardsMatchOracle(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", key, err)
 			}
-			checkChunks(t, key, chunks, covered, 1, func(r, c, _ int) bool {
+			checkChunks(t, key, chunks, scaleStored, 1, func(r, c, _ int) bool {
 				raw := chunks[(r/4)*64+c/4][((r%4)*4+c%4)*4:]
 				got := math.Float32frombits(binary.LittleEndian.Uint32(raw))
 				want := wantScale[r*generate.ShardSize+c]
@@ -118,6 +129,35 @@ func TestShardsMatchOracle(t *testing.T) {
 			})
 		}
 	}
+}
+
+// storedChunks says which inner chunks of a shard must be stored, from the
+// oracle's values (ShardSize² pixels): the covered ones holding some value
+// other than the fill value, 0 for embeddings and NaN for scales (and rgb,
+// whose pixels are transparent exactly where the scale is NaN).
+func storedChunks(covered []bool, emb []int8, scale []float32) (embStored, scaleStored []bool) {
+	const side, bands = generate.ShardSize, 128
+	embStored = make([]bool, len(covered))
+	scaleStored = make([]bool, len(covered))
+	for r := range side {
+		for c := range side {
+			k := (r/4)*generate.InnerPerSide + c/4
+			if !covered[k] {
+				continue
+			}
+			px := r*side + c
+			if v := scale[px]; v == v {
+				scaleStored[k] = true
+			}
+			for _, e := range emb[px*bands : (px+1)*bands] {
+				if e != 0 {
+					embStored[k] = true
+					break
+				}
+			}
+		}
+	}
+	return embStored, scaleStored
 }
 
 // coverage marks the inner chunks of the shard at (r0, c0) that some tile
@@ -314,6 +354,22 @@ func TestMetadata(t *testing.T) {
 		for i, kv := range g.Attributes {
 			if kv.Key != wantOrder[i] {
 				t.Errorf("zone %d: attribute %d is %s, want %s", z.Zone, i, kv.Key, wantOrder[i])
+			}
+		}
+		// Spec §3: every number of the transform and the bbox is a JSON
+		// float as Python writes it (10.0, 285010.0): a reader in a typed
+		// language sees floats, never integers.
+		for _, k := range []string{"spatial:transform", "spatial:bbox"} {
+			v, _ := g.Attributes.Get(k)
+			arr, _ := v.([]any)
+			if len(arr) == 0 {
+				t.Fatalf("zone %d: %s = %v", z.Zone, k, v)
+			}
+			for _, x := range arr {
+				n, _ := x.(json.Number)
+				if !strings.ContainsAny(string(n), ".e") {
+					t.Errorf("zone %d: %s element %q is not written as a float", z.Zone, k, n)
+				}
 			}
 		}
 		if z.H%256 != 0 || z.W%256 != 0 || math.Mod(z.OriginE, 10) != 0 || math.Mod(z.OriginN, 10) != 0 {

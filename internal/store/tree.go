@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
@@ -43,10 +44,43 @@ type arrayNode struct {
 	meta     zarr.ArrayMetadata
 	metaFile *fileNode
 	chunks   ChunkSource
+	// attrs, if set, computes the array's attributes when its metadata is
+	// first read (the rgb stretch needs a sample of the zone's data), once.
+	attrs func(ctx context.Context) (zarr.Attrs, error)
+	once  sync.Once
+	full  zarr.ArrayMetadata // meta with attrs' attributes
+	err   error
 }
 
 func newArray(meta zarr.ArrayMetadata, chunks ChunkSource) *arrayNode {
 	return &arrayNode{meta: meta, metaFile: jsonFile(meta), chunks: chunks}
+}
+
+// newLazyArray is an array whose attributes are computed by attrs on the
+// first read of its metadata (its zarr.json, its stat, or the root's
+// consolidated metadata), not when the tree is built or listed.
+func newLazyArray(meta zarr.ArrayMetadata, chunks ChunkSource, attrs func(ctx context.Context) (zarr.Attrs, error)) *arrayNode {
+	a := &arrayNode{meta: meta, chunks: chunks, attrs: attrs}
+	a.metaFile = &fileNode{gen: func(ctx context.Context) ([]byte, error) {
+		m, err := a.metadata(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return encodeJSON(m)
+	}}
+	return a
+}
+
+// metadata returns the array's metadata, attributes included.
+func (a *arrayNode) metadata(ctx context.Context) (zarr.ArrayMetadata, error) {
+	if a.attrs == nil {
+		return a.meta, nil
+	}
+	a.once.Do(func() {
+		a.full = a.meta
+		a.full.Attributes, a.err = a.attrs(ctx)
+	})
+	return a.full, a.err
 }
 
 func (*dirNode) isNode()   {}
@@ -143,10 +177,12 @@ func (r resolved) isDir() bool {
 }
 
 // shardSource is the chunk space of a sharded zone array: a shard exists
-// where some tile touches it. trailing adds a last chunk dimension of one
-// chunk ("/0"), as for embeddings (band) and rgb (rgba).
+// where some tile touches it and, with occ (scales, rgb), where it holds a
+// finite scale. trailing adds a last chunk dimension of one chunk ("/0"),
+// as for embeddings (band) and rgb (rgba).
 type shardSource struct {
 	zone     *index.ZoneGrid
+	occ      *occupancy // nil: every tile-touched shard exists
 	trailing bool
 	gen      func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error)
 }
@@ -160,13 +196,22 @@ func (s *shardSource) Dims() int {
 
 // The shards are the zone's shard bitset (index.ZoneGrid.HasShard,
 // ShardRows, ShardCols), not a list: a million tiles touch twelve million.
+// With occ, only those of them that hold a finite scale exist.
 
 func (s *shardSource) List(prefix []int) []int {
 	switch len(prefix) {
 	case 0:
-		return s.zone.ShardRows(generate.ShardSize)
+		rows := s.zone.ShardRows(generate.ShardSize)
+		if s.occ == nil {
+			return rows
+		}
+		return s.occ.rows(rows, func(i int) []int { return s.zone.ShardCols(generate.ShardSize, i) })
 	case 1:
-		return s.zone.ShardCols(generate.ShardSize, prefix[0])
+		cols := s.zone.ShardCols(generate.ShardSize, prefix[0])
+		if s.occ == nil {
+			return cols
+		}
+		return s.occ.row(prefix[0], cols)
 	default:
 		if s.Has(append(slices.Clone(prefix), 0)) {
 			return []int{0}
@@ -179,7 +224,10 @@ func (s *shardSource) Has(c []int) bool {
 	if len(c) != s.Dims() || (s.trailing && c[2] != 0) {
 		return false
 	}
-	return s.zone.HasShard(generate.ShardSize, c[0], c[1])
+	if !s.zone.HasShard(generate.ShardSize, c[0], c[1]) {
+		return false
+	}
+	return s.occ == nil || s.occ.has(index.ShardIndex{Row: c[0], Col: c[1]})
 }
 
 func (s *shardSource) Inputs(c []int) []index.FileStamp {

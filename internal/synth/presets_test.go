@@ -1,6 +1,8 @@
 package synth
 
 import (
+	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,5 +114,23 @@ func TestPreset(t *testing.T) {
 	a[0].Scales3D = true
 	if b, _ := Preset("test"); b[0].Scales3D {
 		t.Error("Preset returned the preset's own slice")
+	}
+}
+
+// TestSourceHash: the hash covers this package's sources (so changing any
+// of them changes the test-tile cache key) and is stable within a build.
+func TestSourceHash(t *testing.T) {
+	h := SourceHash()
+	if len(h) != 64 || h != SourceHash() {
+		t.Fatalf("SourceHash() = %q", h)
+	}
+	names, err := fs.Glob(sources, "*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"oracle.go", "write.go", "tile.go", "presets.go", "source.go"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("%s is not among the hashed sources %v", want, names)
+		}
 	}
 }

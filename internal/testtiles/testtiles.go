@@ -25,8 +25,10 @@ var (
 	roots = map[string]string{}
 )
 
-// version names the synthetic function; bump it when synth's output
-// changes, so stale tiles of an earlier run are not reused.
+// version names the tiles' format beyond the synth code itself (whose
+// source hash is part of every key, see synth.SourceHash): bump it when
+// something synth calls (npy, landmask, registry writers) changes what it
+// writes, so stale tiles of an earlier run are not reused.
 const version = "synth-3"
 
 // Root returns a tiles root holding the named preset for Year. Tests must
@@ -46,7 +48,7 @@ func Tiles(t testing.TB, name string, specs []synth.TileSpec) string {
 	t.Helper()
 	mu.Lock()
 	defer mu.Unlock()
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %d %+v", version, name, Year, specs))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s %s %s %d %+v", version, synth.SourceHash(), name, Year, specs))
 	dir := filepath.Join(os.TempDir(), "tesserafs-testtiles-"+name+"-"+hex.EncodeToString(sum[:6]))
 	if r, ok := roots[dir]; ok {
 		return r

@@ -6,11 +6,13 @@ emptiness, monotonicity, metadata, and the 2×2 pyramid rule between levels."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pyproj
 import pytest
 import tensorstore as ts
+import zarr
 
 import checks
 from test_zarr_python import CONVENTIONS, ZSTD, BYTES_1, BYTES_LE, load
@@ -190,3 +192,67 @@ def test_global_rgb_pyramid(root, global_rgb):
             # integer mean: allow the rounding choice (floor or nearest)
             assert (diff < 1.0 + 1e-9).all(), (f"{root}: global_rgb/{l} chunk ({ci},{cj}): RGB is not the mean of the "
                                                f"opaque level-{l - 1} pixels (max diff {diff.max():.2f})")
+
+
+SAMPLE_EVERY, SAMPLE_PIXELS, SHARD = 10, 10_000, 256
+
+
+def _stretch_sample(zone_dir):
+    """The spec §4 sample, read from the store: every 10th of the zone's
+    shards that tiles touch (the embeddings shards, row-major), up to 10,000
+    evenly strided valid pixels (finite scale, row-major) of each, as
+    float32(embedding[b]) × scale for b = 0, 1, 2."""
+    c = zone_dir / "embeddings" / "c"
+    shards = sorted((int(i), int(j)) for i in os.listdir(c) for j in os.listdir(c / i))
+    emb = zarr.open_array(str(zone_dir / "embeddings"), mode="r")
+    sc = zarr.open_array(str(zone_dir / "scales"), mode="r")
+    vals = []
+    for i, j in shards[::SAMPLE_EVERY]:
+        win = np.s_[i * SHARD:(i + 1) * SHARD, j * SHARD:(j + 1) * SHARD]
+        s = np.asarray(sc[win], dtype=np.float32).reshape(-1)
+        e = np.asarray(emb[win + (slice(0, 3),)], dtype=np.int8).reshape(-1, 3)
+        valid = np.flatnonzero(np.isfinite(s))
+        n = len(valid)
+        if n > SAMPLE_PIXELS:
+            valid = valid[(np.arange(SAMPLE_PIXELS, dtype=np.int64) * n) // SAMPLE_PIXELS]
+        vals.append(e[valid].astype(np.float32) * s[valid][:, None])
+    return np.concatenate(vals) if vals else np.zeros((0, 3), np.float32)
+
+
+def test_rgb_stretch_numpy(root, zone):
+    """The stretch recorded on the zone's rgb array (tessera:rgb_stretch) is
+    numpy.percentile(linear) of the spec's sample, and the rgb bytes are
+    that stretch applied to the dequantised embedding (spec §4), checked with
+    NumPy rather than a copy of our Go code."""
+    zd = root.store / zone.name
+    if not (zd / "rgb").exists():
+        pytest.skip(f"RGB PREVIEW NOT CHECKED: {zone.name}/rgb absent")
+    where = f"{root.name} {zone.name}/rgb"
+    attrs = load(zd / "rgb" / "zarr.json")["attributes"]
+    rec = attrs.get("tessera:rgb_stretch")
+    assert rec is not None, f"{where}: no tessera:rgb_stretch attribute"
+    assert list(rec) == ["p2", "p98", "mode"] and rec["mode"] in ("zone", "global"), f"{where}: {rec!r}"
+    root_meta = load(root.store / "zarr.json")["consolidated_metadata"]["metadata"]
+    assert root_meta[f"{zone.name}/rgb"]["attributes"] == attrs, f"{where}: consolidated attributes differ"
+    if rec["mode"] != "zone":
+        pytest.skip(f"{where}: global stretch: the sample spans every zone")
+    sample = _stretch_sample(zd)
+    assert len(sample) > 1000, f"{where}: only {len(sample)} sample pixels"
+    p2 = np.percentile(sample, 2, axis=0, method="linear").astype(np.float32)
+    p98 = np.percentile(sample, 98, axis=0, method="linear").astype(np.float32)
+    p98 = np.where(p98 <= p2, p2 + np.float32(1), p98).astype(np.float32)
+    got2, got98 = np.array(rec["p2"], np.float32), np.array(rec["p98"], np.float32)
+    assert np.array_equal(got2, p2) and np.array_equal(got98, p98), (
+        f"{where}: recorded p2 {got2.tolist()} p98 {got98.tolist()}, numpy.percentile gives "
+        f"p2 {p2.tolist()} p98 {p98.tolist()} over {len(sample)} sample pixels")
+    # The bytes: trunc(clip((x − p2)/(p98 − p2), 0, 1)·255) in float32.
+    emb = np.asarray(zarr.open_array(str(zd / "embeddings"), mode="r")[..., 0:3], dtype=np.int8)
+    sc = np.asarray(zarr.open_array(str(zd / "scales"), mode="r")[...], dtype=np.float32)
+    rgb = np.asarray(zarr.open_array(str(zd / "rgb"), mode="r")[..., 0:3])
+    fin = np.isfinite(sc)
+    x = emb[fin].astype(np.float32) * sc[fin][:, None]
+    with np.errstate(invalid="ignore"):
+        t = np.clip((x - p2) / (p98 - p2), np.float32(0), np.float32(1)).astype(np.float32)
+    want = (t * np.float32(255)).astype(np.uint8)
+    bad = (rgb[fin] != want).any(axis=-1)
+    assert not bad.any(), f"{where}: {bad.sum()} of {len(bad)} valid pixels differ from the recorded stretch applied by NumPy"

@@ -12,14 +12,12 @@ import pytest
 
 
 def tree(root_path: Path) -> dict[str, Path]:
-    """Relative paths of every file of the store and the STAC catalog
-    (top-level dotfiles such as materializer state are not part of the tree)."""
+    """Relative paths of every file under a root: the store and the STAC
+    catalog, and nothing else (a finished materialize keeps no bookkeeping
+    there, so nothing is excluded)."""
     out = {}
     for dirpath, dirnames, files in os.walk(root_path):
         rel_dir = Path(dirpath).relative_to(root_path)
-        if rel_dir == Path("."):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            files = [f for f in files if not f.startswith(".")]
         for f in files:
             out[(rel_dir / f).as_posix()] = Path(dirpath) / f
     return out

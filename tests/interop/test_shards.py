@@ -86,11 +86,22 @@ def test_shards(root, zone, expected, name, ndim, may_drop_nan):
     touched = zone.shard_touched()
     extra = sorted(set(files) - touched)
     assert not extra, f"{where}: shards written that no tile touches: {extra} (absent means fill)"
-    _, want_s = expected.full(zone)
-    for si, sj in sorted(touched - set(files)):
-        # Only a shard whose every pixel is no-data (all NaN scale) may be left out.
+    want_e, want_s = expected.full(zone)
+    for si, sj in sorted(touched):
+        # Spec §3: a shard whose inner chunks would all hold the fill value
+        # is absent: for scales and rgb, one with no finite scale. (An
+        # embeddings shard is listed wherever a tile touches it: deciding
+        # otherwise would need the embeddings.)
         blk = want_s[si * 256:(si + 1) * 256, sj * 256:(sj + 1) * 256]
-        assert may_drop_nan and np.isnan(blk).all(), f"{where}: shard ({si},{sj}) is touched by a tile but missing"
+        should = not (may_drop_nan and np.isnan(blk).all())
+        assert ((si, sj) in files) == should, (
+            f"{where}: shard ({si},{sj}) {'missing' if should else 'written although all fill value'}")
+    # Listing agrees with lookup over the whole shard grid.
+    suffix = "/0" if ndim == 3 else ""
+    for si in range(zone.H // 256):
+        for sj in range(zone.W // 256):
+            found = os.path.exists(adir / "c" / f"{si}/{sj}{suffix}")
+            assert found == ((si, sj) in files), f"{where}: c/{si}/{sj}{suffix}: lookup {found}, listing {(si, sj) in files}"
     for (si, sj), path in sorted(files.items()):
         off, nb, crc_got, crc_want, body_end = read_index(path)
         sw = f"{where} shard c/{si}/{sj}{'/0' if ndim == 3 else ''}"
@@ -104,14 +115,19 @@ def test_shards(root, zone, expected, name, ndim, may_drop_nan):
             a, b = np.argwhere(bad)[0]
             raise AssertionError(f"{sw}: {bad.sum()} inner chunks no tile covers are stored, e.g. inner ({a},{b}) = "
                                  f"{checks.describe_pixel(zone, si * 256 + a * 4, sj * 256 + b * 4)}")
-        miss = covered & absent
-        if miss.any():
+        # Spec §3: a covered inner chunk is stored iff some value differs
+        # from the fill value (oracle): NaN scale for scales and rgb (a
+        # transparent rgb pixel is exactly a NaN scale), 0 for embeddings.
+        if may_drop_nan:
             blk = want_s[si * 256:(si + 1) * 256, sj * 256:(sj + 1) * 256].reshape(N_INNER, 4, N_INNER, 4)
-            all_nan = np.isnan(blk).all(axis=(1, 3))
-            bad = miss & ~(all_nan & may_drop_nan)
+            fill = np.isnan(blk).all(axis=(1, 3))
+        else:
+            blk = want_e[si * 256:(si + 1) * 256, sj * 256:(sj + 1) * 256].reshape(N_INNER, 4, N_INNER, 4, -1)
+            fill = (blk == 0).all(axis=(1, 3, 4))
+        for what, bad in (("missing", covered & absent & ~fill), ("stored although all fill value", ~absent & fill)):
             if bad.any():
                 a, b = np.argwhere(bad)[0]
-                raise AssertionError(f"{sw}: {bad.sum()} covered inner chunks are missing, e.g. inner ({a},{b}) at "
+                raise AssertionError(f"{sw}: {bad.sum()} covered inner chunks {what}, e.g. inner ({a},{b}) at "
                                      f"{checks.describe_pixel(zone, si * 256 + a * 4, sj * 256 + b * 4)}")
         o, n = off[~absent].astype(np.int64), nb[~absent].astype(np.int64)
         assert (n > 0).all(), f"{sw}: stored inner chunk with 0 bytes"

@@ -186,6 +186,15 @@ def test_zone_attributes(root, group, zone, year):
     }
     for k, v in want.items():
         assert attrs[k] == v, f"{root}: {zone.name}: {k} = {attrs[k]!r}, want {v!r}"
+    for k in ("spatial:transform", "spatial:bbox"):
+        # Spec §3: every number a JSON float (10.0, 285010.0), as Python writes them.
+        bad = [v for v in attrs[k] if type(v) is not float]
+        assert not bad, f"{root}: {zone.name}: {k} = {attrs[k]!r}: {bad!r} should be JSON floats"
+    raw = (root.store / zone.name / "zarr.json").read_text()
+    for k in ("spatial:transform", "spatial:bbox"):
+        want_text = json.dumps(attrs[k])[1:-1].replace(", ", ",")
+        got_text = "".join(raw.split(f'"{k}": [', 1)[1].split("]", 1)[0].split())
+        assert got_text == want_text, f"{root}: {zone.name}: {k} written as [{got_text}], Python writes [{want_text}]"
     for k in ("tessera:year", "tessera:utm_zone", "tessera:n_bands", "tessera:n_tiles"):
         assert type(attrs[k]) is int, f"{root}: {zone.name}: {k} should be a JSON integer, got {attrs[k]!r}"
     assert isinstance(attrs["tessera:build_version"], str) and attrs["tessera:build_version"], f"{root}: {zone.name}: build_version"
