@@ -53,7 +53,8 @@ type Tile struct {
 	// ScalesBands is 0 for (H, W) scales and 128 for (H, W, 128) scales,
 	// which are reduced by NaN-aware max over bands.
 	ScalesBands int
-	// Inputs are the stamps of every file above that exists. A tile of a
+	// Inputs are the stamps of the tile's files that exist (EmbeddingsPath,
+	// ScalesPath, LandmaskPath, in that order). A tile of a
 	// Lazy discovery has them (and ScalesBands) only once Check has
 	// returned nil.
 	Inputs []FileStamp

@@ -98,6 +98,10 @@ type pageHeader struct {
 func checkPages(r io.ReaderAt, size int64, f *parquet.File) error {
 	md := f.Metadata()
 	maxValues := max(int64(minPageValues), valuesPerFileByte*size)
+	if md.NumRows > maxValues {
+		// Rows cost decoding time even when their pages are small.
+		return fmt.Errorf("claims %d rows in %d bytes (at most %d)", md.NumRows, size, maxValues)
+	}
 	buf := make([]byte, 0, 4096)
 	for gi, rg := range md.RowGroups {
 		for _, c := range rg.Columns {
