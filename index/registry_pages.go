@@ -67,9 +67,11 @@ func checkFooter(r io.ReaderAt, size int64) error {
 const (
 	// maxPageHeader is the largest page header read (statistics included).
 	maxPageHeader = 1 << 20
-	// maxPageBytes bounds a page's uncompressed size; maxPageRatio bounds
-	// it relative to its compressed size, above minPageBytes.
-	maxPageBytes = 64 << 20
+	// maxPageBytes bounds a page's uncompressed size (a writer without a
+	// page size limit puts 1.5 M hashes, 100 MB, in one page);
+	// maxPageRatio bounds it relative to its compressed size, above
+	// minPageBytes, which is what keeps a small file's claims small.
+	maxPageBytes = 256 << 20
 	minPageBytes = 4 << 20
 	maxPageRatio = 1024
 	// valuesPerFileByte bounds the values one page may claim relative to
