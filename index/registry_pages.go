@@ -74,6 +74,11 @@ const (
 	maxPageBytes = 256 << 20
 	minPageBytes = 4 << 20
 	maxPageRatio = 1024
+	// pageBytesPerFileByte lets a page of a large file be as large as
+	// that (up to maxPageBytes) whatever its compressed size: a writer
+	// without dictionaries puts a constant column of 1.5 M rows, 12 MB,
+	// in a page that zstd makes a few hundred bytes.
+	pageBytesPerFileByte = 16
 	// valuesPerFileByte bounds the values one page may claim relative to
 	// the file's size, above minPageValues: a page of run-length-encoded
 	// values can hold many per byte, but not more than the file's rows.
@@ -123,7 +128,7 @@ func checkPages(r io.ReaderAt, size int64, f *parquet.File) error {
 				if err != nil {
 					return fmt.Errorf("%s: page at byte %d: %w", where, pos, err)
 				}
-				if err := h.check(rg.NumRows, maxValues, end-pos-n); err != nil {
+				if err := h.check(rg.NumRows, maxValues, pageBytesPerFileByte*size, end-pos-n); err != nil {
 					return fmt.Errorf("%s: page at byte %d: %w", where, pos, err)
 				}
 				if h.isData {
@@ -139,12 +144,13 @@ func checkPages(r io.ReaderAt, size int64, f *parquet.File) error {
 	return nil
 }
 
-// check bounds one page; room is the chunk's bytes after the header.
-func (h *pageHeader) check(rows, maxValues, room int64) error {
+// check bounds one page; room is the chunk's bytes after the header, and
+// any page may be minBytes uncompressed.
+func (h *pageHeader) check(rows, maxValues, minBytes, room int64) error {
 	if h.compressed < 0 || int64(h.compressed) > room {
 		return fmt.Errorf("compressed size %d, but %d bytes remain in the column chunk", h.compressed, room)
 	}
-	limit := min(maxPageBytes, max(minPageBytes, maxPageRatio*int64(h.compressed)))
+	limit := min(maxPageBytes, max(minPageBytes, minBytes, maxPageRatio*int64(h.compressed)))
 	if h.uncompressed < 0 || int64(h.uncompressed) > limit {
 		return fmt.Errorf("uncompressed size %d for %d compressed bytes (at most %d)", h.uncompressed, h.compressed, limit)
 	}

@@ -99,6 +99,8 @@ func TestPageHeaderBounds(t *testing.T) {
 		{"highly compressed", header(t, dataPage(4<<20, 10, rows), 10), ""},
 		{"uncompressed 1 GiB", header(t, dataPage(1<<30, 100, 10), 100), "uncompressed size 1073741824"},
 		{"uncompressed over the ratio", header(t, dataPage(64<<20, 100, 10), 100), "uncompressed size 67108864"},
+		{"uncompressed over 256 MiB", header(t, dataPage(300<<20, 1<<20, 10), 1<<20), "uncompressed size 314572800"},
+		{"large page of a large file", header(t, dataPage(12<<20, 300, 10), 1<<20), ""},
 		{"compressed past the chunk", header(t, dataPage(100, 1<<30, 10), 100), "compressed size 1073741824, but 100 bytes remain"},
 		{"negative compressed", header(t, dataPage(100, -1, 10), 100), "compressed size -1"},
 		{"values over rows", header(t, dataPage(100, 100, rows+1), 100), "1001 values in a row group of 1000 rows"},
@@ -116,7 +118,7 @@ func TestPageHeaderBounds(t *testing.T) {
 			var buf []byte
 			h, n, err := readPageHeader(bytes.NewReader(tc.page), 0, int64(len(tc.page)), &buf)
 			if err == nil {
-				err = h.check(rows, 1<<20, int64(len(tc.page))-n)
+				err = h.check(rows, 1<<20, 16*int64(len(tc.page)), int64(len(tc.page))-n)
 			}
 			switch {
 			case tc.want == "" && err != nil:
