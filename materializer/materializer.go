@@ -1,40 +1,47 @@
-// Package materializer writes a virtual store to disk: every key becomes a
-// file, written atomically (a temporary file renamed into place), by a
-// pool of workers. A file that exists is complete, so a run that was
-// killed is finished by running it again, and the result is byte-identical
-// to an uninterrupted run. Data chunks are written first and metadata
-// last, the root zarr.json of each year at the very end, so a reader never
-// sees a store whose metadata promises chunks that are not there yet.
+// Package materializer writes a virtual store to a Sink: a directory or
+// an s3:// prefix. Every key is written once and atomically (a temporary
+// file linked into place; a PutObject with If-None-Match: *), by a pool of
+// workers, and a key already there is skipped, so a run that was killed is
+// finished by running it again, and the result is byte-identical to an
+// uninterrupted run. Data chunks are written first and metadata last, the
+// root zarr.json of each year at the very end, so a reader never sees a
+// store whose metadata promises chunks that are not there yet.
 //
-// While a run is under way, its bookkeeping (a state file naming the
-// inputs, and a directory of temporary files) lives in the output
-// directory, so that a resumed run finds it; a run that completes removes
-// it, and the published tree then holds the store and the STAC catalog
-// alone, file for file what the mount serves. The lock is taken on the
-// output directory itself and leaves no file.
+// A run can be split into phases and partitions (plan.go) that separate
+// machines run; a finalize step writes the metadata once every data key
+// exists.
 //
-// A file that cannot be generated (its source tiles failed after retries:
+// While a run is under way, its bookkeeping lives in the output: a state
+// key (.tesserafs-materialize.json) naming the inputs, written once by the
+// first writer (If-None-Match) and compared by every later one, so that
+// no run, partition or resumed run mixes keys of different inputs; and,
+// in a directory, the temporary files. A run that completes the store
+// removes both, and the published tree then holds the store and the STAC
+// catalog alone, key for key what the mount serves. A whole run into a
+// directory also locks it (the lock leaves no file).
+//
+// A key that cannot be generated (its source tiles failed after retries:
 // a remote server down, a tile truncated) does not stop the run: it is
 // left out and named in the summary, everything else is written, and the
 // root zarr.json of its year is held back, so the store is visibly
-// incomplete until a later run finishes it. Run then returns ErrIncomplete,
-// and the bookkeeping stays for that later run.
+// incomplete until a later run finishes it. The run then returns
+// ErrIncomplete, and the state stays for that later run.
 package materializer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +59,12 @@ type Options struct {
 	// garbage collector otherwise lets the heap grow to twice what is live,
 	// which for shards of 8 MiB is a lot of memory for nothing.
 	MemoryLimit int64
+	// Partition is this worker's share of the data keys (zero: all).
+	Partition Partition
+	// Phase, if set, runs that phase only (see Phases).
+	Phase string
+	// Plan, if set, is the split to use (it must be for Partition.N).
+	Plan *Plan
 }
 
 // DefaultMemoryLimit is a soft memory limit that leaves room for workers
@@ -66,16 +79,15 @@ type Progress struct {
 	Bytes       int64 // bytes written by this run
 }
 
-// Summary is what a run did.
+// Summary is the outcome of a run.
 type Summary struct {
-	Files    int64 // files in the tree
+	Files    int64 // keys in the store
 	Written  int64 // files written by this run
 	Existing int64 // files already complete from an earlier run
 	Bytes    int64 // bytes written by this run
 	Elapsed  time.Duration
-	// Phases is the time spent on each part of the tree, in the order
-	// written: "zones" (embeddings, scales, coordinates), "rgb",
-	// "global_rgb", "metadata" (zarr.json and STAC).
+	// Phases is the time spent on each phase run (see Phases), in the
+	// order written.
 	Phases []Phase
 	// Failed counts the files that could not be generated; Failures holds
 	// the first MaxFailures of them, in the order they failed. Files
@@ -107,29 +119,86 @@ const MaxFailures = 1000
 // finishes them.
 var ErrIncomplete = errors.New("materialize incomplete: some files could not be generated")
 
-// getError marks a failure to generate one key, which skips that key
-// rather than stopping the run.
-type getError struct{ err error }
-
-func (e getError) Error() string { return e.err.Error() }
-func (e getError) Unwrap() error { return e.err }
-
 const (
 	stateName = ".tesserafs-materialize.json" // only while a run is unfinished
 	tmpDir    = ".tesserafs-tmp"              // only while a run is under way
 )
 
-// state records what an output directory is being built from, so that a
-// resumed run never mixes files of different inputs.
+// state records what an output is being built from, so that a resumed
+// run, or another partition, never mixes files of different inputs.
 type state struct {
 	Format      string `json:"format"`
 	Fingerprint string `json:"fingerprint"`
 }
 
-// Run writes every key of st under dir. Open st with ReadThrough:
-// NewOutputCache(dir), so that derived chunks are built from the files
-// already written rather than recomputed (a resumed run needs it most).
+// Run writes every key of st under dir: the whole run into a local
+// directory, which it locks for the run. Partitioned runs, runs of one
+// phase and object-store output use RunTo. Open st with ReadThrough:
+// NewOutputCache(NewDirSink(dir)), so that derived chunks are built from
+// the files already written rather than recomputed (a resumed run needs it
+// most).
 func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summary, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Summary{}, fmt.Errorf("output directory: %w", err)
+	}
+	unlock, err := lock(dir)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer unlock()
+	// Temporary files of a killed run are all in one place, and this run
+	// holds the lock: clear them.
+	tmp := filepath.Join(dir, tmpDir)
+	if err := os.RemoveAll(tmp); err != nil {
+		return Summary{}, fmt.Errorf("clearing %s: %w", tmp, err)
+	}
+	opts.Partition, opts.Phase = Partition{}, ""
+	return RunTo(ctx, st, NewDirSink(dir), opts)
+}
+
+// MissingError is a finalize refused because data keys are missing: some
+// partition has not finished (or failed).
+type MissingError struct {
+	Where   string
+	Missing []Key // in plan order, each with its owner
+	Total   int   // data keys expected
+	N       int   // partitions the owners refer to
+}
+
+func (e *MissingError) Error() string {
+	var b strings.Builder
+	var owners []int
+	for _, k := range e.Missing {
+		if !slices.Contains(owners, k.Owner) {
+			owners = append(owners, k.Owner)
+		}
+	}
+	slices.Sort(owners)
+	fmt.Fprintf(&b, "finalize refused: %d of %d data keys are missing from %s", len(e.Missing), e.Total, e.Where)
+	if e.N > 1 {
+		fmt.Fprintf(&b, "; owned by partition(s) %s of %d", strings.Trim(fmt.Sprint(owners), "[]"), e.N)
+	}
+	b.WriteString(" (run those partitions again, then finalize)")
+	for i, k := range e.Missing {
+		if i == 20 {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Missing)-20)
+			break
+		}
+		fmt.Fprintf(&b, "\n  %s (phase %s, partition %d)", k.Key, k.Phase, k.Owner)
+	}
+	return b.String()
+}
+
+// RunTo writes keys of st into sink: with opts.Phase "" and a whole
+// partition, every phase and then finalize (the whole store); with a
+// partition and no phase, that partition's share of every data phase, in
+// order; with opts.Phase, that phase only. Keys already in the sink (one
+// List) are skipped, so a rerun finishes what a killed one left.
+//
+// Before writing, RunTo claims the output for st's inputs (the state key,
+// see the package comment); only then does st's read-through, if it is
+// NewOutputCache of this sink, serve keys read back from the output.
+func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summary, error) {
 	start := time.Now()
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -141,245 +210,300 @@ func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summar
 	if opts.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(opts.MemoryLimit))
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return Summary{}, fmt.Errorf("output directory: %w", err)
+	if c, ok := sink.(interface{ Close() error }); ok {
+		defer c.Close()
 	}
-	unlock, err := lock(dir)
+	part := opts.Partition
+	var phases []string
+	switch {
+	case opts.Phase != "":
+		if !slices.Contains(Phases, opts.Phase) {
+			return Summary{}, fmt.Errorf("phase %q: want one of %s", opts.Phase, strings.Join(Phases, ", "))
+		}
+		phases = []string{opts.Phase}
+	case part.Whole():
+		phases = Phases
+	default:
+		phases = DataPhases
+	}
+	plan := opts.Plan
+	if plan == nil || plan.N != max(part.N, 1) {
+		var err error
+		if plan, err = NewPlan(ctx, st, part.N); err != nil {
+			return Summary{}, err
+		}
+	}
+	listed, err := sink.List(ctx)
 	if err != nil {
 		return Summary{}, err
 	}
-	defer unlock()
-	if err := checkState(dir, st.Fingerprint()); err != nil {
-		return Summary{}, err
-	}
-	// Chunks computed from other chunks (global_rgb levels, built from
-	// zone rgb and from the level below) read those back from what this
-	// run, or the one it resumes, has written, if the store was opened
-	// with this directory's OutputCache.
-	if oc, ok := st.ReadThrough().(*OutputCache); !ok || !oc.arm(dir) {
-		log.Debug("the store does not read back from the output: derived chunks are recomputed", "dir", dir)
-	}
-	// Temporary files of a killed run are all in one place: clear it.
-	tmp := filepath.Join(dir, tmpDir)
-	if err := os.RemoveAll(tmp); err != nil {
-		return Summary{}, fmt.Errorf("clearing %s: %w", tmp, err)
-	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return Summary{}, fmt.Errorf("output directory: %w", err)
-	}
-
-	// Passes over the index, each timed as a phase: the zones' data
-	// chunks, their rgb previews (which the global preview is built from),
-	// the global_rgb chunks, then metadata and STAC, the root zarr.json of
-	// each year last.
-	isChunk := func(k string) bool { return strings.Contains(k, "/c/") }
-	isGlobal := func(k string) bool { return strings.Contains(k, ".zarr/global_rgb/") }
-	isRGB := func(k string) bool { return strings.Contains(k, "/rgb/c/") && !isGlobal(k) }
-	isRoot := func(k string) bool {
-		d, f := filepath.Split(k)
-		return f == "zarr.json" && strings.Count(d, "/") == 1 && strings.HasSuffix(d, ".zarr/")
-	}
-	passes := []struct {
-		phase string
-		keep  func(string) bool
-	}{
-		{"zones", func(k string) bool { return isChunk(k) && !isRGB(k) && !isGlobal(k) }},
-		{"rgb", isRGB},
-		{"global_rgb", func(k string) bool { return isChunk(k) && isGlobal(k) }},
-		{"metadata", func(k string) bool { return !isChunk(k) && !isRoot(k) }},
-		{"metadata", isRoot},
-	}
-	var total int64
-	if err := st.Walk(ctx, "", func(string) error { total++; return nil }); err != nil {
-		return Summary{}, err
-	}
-
-	w := &writer{st: st, dir: dir, tmp: tmp, dirs: map[string]bool{}}
-	var (
-		prog     Progress
-		progMu   sync.Mutex
-		failures []Failure
-		failedIn = map[string]bool{} // top-level directories with a failure
-	)
-	prog.Total = total
-	report := func(key string, wrote bool, n int64, err error) {
-		progMu.Lock()
-		defer progMu.Unlock()
-		prog.Done++
-		switch {
-		case err != nil:
-			prog.Failed++
-			if len(failures) < MaxFailures {
-				failures = append(failures, Failure{Key: key, Err: err})
+	p := &progress{present: listed, fn: opts.Progress, failedIn: map[string]bool{}}
+	var todo int
+	for _, ph := range phases {
+		keys := plan.Keys(ph, part)
+		p.prog.Total += int64(len(keys))
+		for _, k := range keys {
+			if !listed[k.Key] {
+				todo++
 			}
-			top, _, _ := strings.Cut(key, "/")
-			failedIn[top] = true
-			log.Debug("materialize: file left out", "key", key, "err", err)
-		case wrote:
-			prog.Written++
-			prog.Bytes += n
-		}
-		if opts.Progress != nil {
-			opts.Progress(prog)
 		}
 	}
-	var phases []Phase
-	// A year's root zarr.json is held back while any of its files failed.
-	var heldBack []string
-	rootPass := func(k string) bool {
-		if !isRoot(k) {
-			return false
-		}
-		top, _, _ := strings.Cut(k, "/")
-		progMu.Lock()
-		defer progMu.Unlock()
-		if failedIn[top] {
-			heldBack = append(heldBack, k)
-			return false
-		}
-		return true
+	claimed, err := claim(ctx, st, sink, listed, todo)
+	if err != nil {
+		return Summary{}, err
 	}
-	passes[len(passes)-1].keep = rootPass
-	for _, pass := range passes {
+	// Chunks computed from other chunks (zone rgb from the zone's data,
+	// global_rgb levels from zone rgb and from the level below) are read
+	// back from the output, once it is known to hold st's keys.
+	if oc, ok := st.ReadThrough().(*OutputCache); claimed && ok && oc.arm(ctx, sink, p.has) {
+		defer oc.disarm()
+	} else {
+		log.Debug("the store does not read back from the output: derived chunks are recomputed", "out", sink.String())
+	}
+
+	var timings []Phase
+	finished := false
+	for _, ph := range phases {
+		keys := plan.Keys(ph, part)
 		t0 := time.Now()
-		if err := w.pass(ctx, opts.Workers, pass.keep, report); err != nil {
+		if ph == PhaseFinalize {
+			if p.failedCount() == 0 {
+				if err := p.checkComplete(plan, sink); err != nil {
+					return Summary{}, err
+				}
+			}
+			// Everything but the root zarr.json of each year, then those
+			// of the years where nothing failed: a reader that finds a
+			// root finds everything it lists.
+			var roots []Key
+			keys = slices.DeleteFunc(slices.Clone(keys), func(k Key) bool {
+				if isRoot(k.Key) {
+					roots = append(roots, k)
+					return true
+				}
+				return false
+			})
+			if err := p.write(ctx, st, sink, opts.Workers, keys); err != nil {
+				return Summary{}, err
+			}
+			keys = p.holdBack(roots)
+			finished = true
+		}
+		if err := p.write(ctx, st, sink, opts.Workers, keys); err != nil {
 			return Summary{}, err
 		}
-		if n := len(phases); n > 0 && phases[n-1].Name == pass.phase {
-			phases[n-1].Elapsed += time.Since(t0)
-		} else {
-			phases = append(phases, Phase{Name: pass.phase, Elapsed: time.Since(t0)})
-		}
-		log.Debug("materialize phase", "phase", pass.phase, "took", time.Since(t0))
+		timings = append(timings, Phase{Name: ph, Elapsed: time.Since(t0)})
+		log.Debug("phase done", "phase", ph, "partition", part.String(), "elapsed", time.Since(t0))
 	}
 	sum := Summary{
-		Files: total, Written: prog.Written, Existing: total - prog.Written - prog.Failed - int64(len(heldBack)),
-		Bytes: prog.Bytes, Elapsed: time.Since(start), Phases: phases,
-		Failed: prog.Failed, Failures: failures, HeldBack: heldBack,
+		Files: p.prog.Total, Written: p.prog.Written,
+		Existing: p.prog.Total - p.prog.Written - p.prog.Failed - int64(len(p.heldBack)),
+		Bytes:    p.prog.Bytes, Elapsed: time.Since(start), Phases: timings,
+		Failed: p.prog.Failed, Failures: p.failures, HeldBack: p.heldBack,
 	}
 	if sum.Failed > 0 {
 		// Unfinished: the state stays, for the run that finishes it.
-		if err := os.RemoveAll(tmp); err != nil {
-			log.Warn("removing temporary directory", "path", tmp, "err", err)
+		return sum, fmt.Errorf("%s: %w (%d files left out)", sink, ErrIncomplete, sum.Failed)
+	}
+	if finished && claimed {
+		// Complete: the state goes (a run killed before that finds every
+		// key written, writes nothing and succeeds).
+		if err := sink.Delete(ctx, stateName); err != nil {
+			return Summary{}, err
 		}
-		return sum, fmt.Errorf("%s: %w (%d files left out)", dir, ErrIncomplete, sum.Failed)
-	}
-	// Complete: the bookkeeping goes, the state last (a run killed before
-	// that finds every file written and removes it).
-	if err := os.RemoveAll(tmp); err != nil {
-		return Summary{}, fmt.Errorf("removing temporary directory %s: %w", tmp, err)
-	}
-	if err := os.Remove(filepath.Join(dir, stateName)); err != nil {
-		return Summary{}, fmt.Errorf("removing %s: %w", filepath.Join(dir, stateName), err)
 	}
 	return sum, nil
 }
 
-type writer struct {
-	st       *store.Store
-	dir, tmp string
-	seq      atomic.Int64
-
-	mu   sync.Mutex // guards dirs
-	dirs map[string]bool
+// claim checks that sink may receive st's keys, and returns whether it
+// holds st's state key (so that its keys are st's and may be read back).
+// The first writer of an output writes the state key, once
+// (If-None-Match); every later run, partition or resumed run compares it.
+// An output without it that holds keys is a finished store (or someone
+// else's files): a run with nothing left to write there succeeds without
+// claiming it; any other is refused.
+func claim(ctx context.Context, st *store.Store, sink Sink, listed map[string]bool, todo int) (bool, error) {
+	want := state{Format: store.FormatVersion, Fingerprint: st.Fingerprint()}
+	b, _ := json.MarshalIndent(want, "", "  ")
+	b = append(b, '\n')
+	where := sink.String()
+	have, ok, err := sink.Get(ctx, stateName)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		if len(listed) > 0 {
+			if todo == 0 {
+				return false, nil
+			}
+			return false, fmt.Errorf("%s is not empty and holds no unfinished tesserafs materialize run "+
+				"(a finished run keeps no state there); choose an empty --out", where)
+		}
+		_, err := sink.Put(ctx, stateName, b)
+		if errors.Is(err, ErrConflict) { // another writer claimed it first
+			return false, otherInputs(where)
+		}
+		return err == nil, err
+	}
+	if !bytes.Equal(have, b) {
+		var got state
+		if err := json.Unmarshal(have, &got); err != nil {
+			return false, fmt.Errorf("%s: %s: %w", where, stateName, err)
+		}
+		if got != want {
+			return false, otherInputs(where)
+		}
+	}
+	return true, nil
 }
 
-// pass writes, with n workers, every key that keep accepts. A key that
-// cannot be generated is reported and skipped; any other error (writing
-// the output, cancellation) stops the pass.
-func (w *writer) pass(ctx context.Context, n int, keep func(string) bool, report func(string, bool, int64, error)) error {
+func otherInputs(where string) error {
+	return fmt.Errorf("%s holds a store built from other tiles or options (%s); "+
+		"write to a new --out or remove this one", where, stateName)
+}
+
+// getError marks a failure to generate one key, which skips that key
+// rather than stopping the run.
+type getError struct{ err error }
+
+func (e getError) Error() string { return e.err.Error() }
+func (e getError) Unwrap() error { return e.err }
+
+// progress tracks a run: the keys present in the sink, the counts and the
+// failures.
+type progress struct {
+	mu       sync.Mutex // guards all below
+	present  map[string]bool
+	prog     Progress
+	fn       func(Progress)
+	failures []Failure
+	failedIn map[string]bool // top-level directories (years) with a failure
+	heldBack []string
+}
+
+func (p *progress) has(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.present[key]
+}
+
+func (p *progress) failedCount() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.prog.Failed
+}
+
+func (p *progress) done(key string, wrote bool, n int64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prog.Done++
+	switch {
+	case err != nil:
+		p.prog.Failed++
+		if len(p.failures) < MaxFailures {
+			p.failures = append(p.failures, Failure{Key: key, Err: err})
+		}
+		top, _, _ := strings.Cut(key, "/")
+		p.failedIn[top] = true
+	default:
+		p.present[key] = true
+		if wrote {
+			p.prog.Written++
+			p.prog.Bytes += n
+		}
+	}
+	if p.fn != nil {
+		p.fn(p.prog)
+	}
+}
+
+// holdBack returns the roots of the years where nothing failed, and
+// records the others as held back.
+func (p *progress) holdBack(roots []Key) []Key {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var keep []Key
+	for _, k := range roots {
+		top, _, _ := strings.Cut(k.Key, "/")
+		if p.failedIn[top] && !p.present[k.Key] {
+			p.heldBack = append(p.heldBack, k.Key)
+			continue
+		}
+		keep = append(keep, k)
+	}
+	return keep
+}
+
+// checkComplete refuses to finalize while a data key of the plan is not in
+// the sink.
+func (p *progress) checkComplete(plan *Plan, sink Sink) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := &MissingError{Where: sink.String(), N: plan.N}
+	for _, ph := range DataPhases {
+		for _, k := range plan.Phases[ph] {
+			e.Total++
+			if !p.present[k.Key] {
+				e.Missing = append(e.Missing, k)
+			}
+		}
+	}
+	if len(e.Missing) > 0 {
+		return e
+	}
+	return nil
+}
+
+// write writes keys with n workers, skipping those present. A key that
+// cannot be generated is recorded and skipped; any other error (writing
+// the output, cancellation) stops it.
+func (p *progress) write(ctx context.Context, st *store.Store, sink Sink, n int, keys []Key) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	keys := make(chan string, 4*n)
+	ch := make(chan string, 4*n)
 	var wg sync.WaitGroup
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for k := range keys {
-				wrote, size, err := w.file(ctx, k)
-				var ge getError
-				if err != nil && (!errors.As(err, &ge) || ctx.Err() != nil) {
+			for k := range ch {
+				if p.has(k) {
+					p.done(k, false, 0, nil)
+					continue
+				}
+				data, err := st.Get(ctx, k)
+				if err != nil {
+					if ctx.Err() != nil {
+						cancel(err)
+						return
+					}
+					// The store's errors name the key.
+					p.done(k, false, 0, getError{err})
+					continue
+				}
+				wrote, err := sink.Put(ctx, k, data)
+				if err != nil {
 					cancel(err)
 					return
 				}
-				report(k, wrote, size, err)
+				p.done(k, wrote, int64(len(data)), nil)
 			}
 		}()
 	}
-	walkErr := w.st.Walk(ctx, "", func(k string) error {
-		if !keep(k) {
-			return nil
-		}
+feed:
+	for _, k := range keys {
 		select {
-		case keys <- k:
-			return nil
+		case ch <- k.Key:
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			break feed
 		}
-	})
-	close(keys)
+	}
+	close(ch)
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	if walkErr != nil {
-		return walkErr
-	}
 	return ctx.Err()
-}
-
-// file writes one key unless it is already complete on disk.
-func (w *writer) file(ctx context.Context, key string) (bool, int64, error) {
-	dst := filepath.Join(w.dir, filepath.FromSlash(key))
-	if fi, err := os.Lstat(dst); err == nil && fi.Mode().IsRegular() {
-		return false, 0, nil
-	}
-	data, err := w.st.Get(ctx, key)
-	if err != nil {
-		return false, 0, getError{err} // the store's errors name the key
-	}
-	if err := w.mkdir(filepath.Dir(dst)); err != nil {
-		return false, 0, err
-	}
-	tmp := filepath.Join(w.tmp, fmt.Sprintf("%d", w.seq.Add(1)))
-	if err := writeFile(tmp, data); err != nil {
-		os.Remove(tmp)
-		return false, 0, fmt.Errorf("writing %s: %w", dst, err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		os.Remove(tmp)
-		return false, 0, fmt.Errorf("writing %s: %w", dst, err)
-	}
-	return true, int64(len(data)), nil
-}
-
-func writeFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func (w *writer) mkdir(d string) error {
-	w.mu.Lock()
-	done := w.dirs[d]
-	w.mu.Unlock()
-	if done {
-		return nil
-	}
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", d, err)
-	}
-	w.mu.Lock()
-	w.dirs[d] = true
-	w.mu.Unlock()
-	return nil
 }
 
 // lock takes an exclusive lock on the output directory: two runs writing
@@ -398,47 +522,4 @@ func lock(dir string) (func(), error) {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
-}
-
-// checkState refuses to resume into a directory built from other inputs,
-// and records the inputs of a new one.
-func checkState(dir, fp string) error {
-	path := filepath.Join(dir, stateName)
-	want := state{Format: store.FormatVersion, Fingerprint: fp}
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		var have state
-		if err := json.Unmarshal(b, &have); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		if have != want {
-			return fmt.Errorf("%s holds a store built from other tiles or options (%s); "+
-				"write to a new --out directory or remove this one", dir, path)
-		}
-		return nil
-	case errors.Is(err, fs.ErrNotExist):
-		if entries, _ := os.ReadDir(dir); len(nonInternal(entries)) > 0 {
-			return fmt.Errorf("%s is not empty and holds no unfinished tesserafs materialize run "+
-				"(a finished run keeps no state there); choose an empty --out directory", dir)
-		}
-		b, _ := json.MarshalIndent(want, "", "  ")
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		return os.Rename(tmp, path)
-	default:
-		return fmt.Errorf("%s: %w", path, err)
-	}
-}
-
-func nonInternal(entries []os.DirEntry) []os.DirEntry {
-	var out []os.DirEntry
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), ".tesserafs-") {
-			out = append(out, e)
-		}
-	}
-	return out
 }

@@ -1,60 +1,86 @@
 package materializer
 
 import (
-	"os"
-	"path/filepath"
-	"sync/atomic"
+	"context"
+	"sync"
 )
 
 // OutputCache is the read-through source (store.Options.ReadThrough) of a
-// store that Run writes to dir: a derived chunk (a global_rgb level, say)
-// is then built from the files of the level below that this run, or the
-// one it resumes, has written, instead of being recomputed.
+// store that a run writes to a sink: a derived chunk (a zone's rgb shard,
+// a global_rgb level) is then built from the keys of the level below that
+// this run, an earlier one or another partition has written, read back
+// from the output (a file, an object), instead of being recomputed. It is
+// the one read-through of the materializer, for every kind of sink, given
+// to the store when it is opened.
 //
-// It serves nothing until Run has checked that dir was built from the same
-// inputs as the store (Run refuses a directory built from others). After
-// that, a file there is complete (files are renamed into place) and its key
-// alone identifies its content, so the fingerprint is not needed.
+// It serves nothing until a run into the same sink (compared by name) has
+// claimed the output for the store's inputs: the output's state key names
+// the same fingerprint (see RunTo), so a key there was written from the
+// same inputs. A key is written atomically and never replaced, so after
+// that its key alone identifies its content, and the fingerprint passed to
+// Get is not needed. Keys that the run has not seen in the output (its
+// listing, and what it wrote since) are not asked for, which saves a
+// request per derived chunk on an object store.
 type OutputCache struct {
-	dir     string
-	checked atomic.Bool
+	sink Sink
+
+	mu  sync.RWMutex // guards the fields below
+	ctx context.Context
+	has func(key string) bool // nil: not armed
 }
 
-// NewOutputCache returns the read-through source for a run writing to dir.
-func NewOutputCache(dir string) *OutputCache { return &OutputCache{dir: filepath.Clean(dir)} }
+// NewOutputCache returns the read-through source for runs writing to sink.
+func NewOutputCache(sink Sink) *OutputCache { return &OutputCache{sink: sink} }
 
-func (c *OutputCache) path(key string) string { return filepath.Join(c.dir, filepath.FromSlash(key)) }
+// armed returns the run's context and key set, or ok false.
+func (c *OutputCache) armed() (context.Context, func(string) bool, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ctx, c.has, c.has != nil
+}
 
 // Get implements store.Cache.
 func (c *OutputCache) Get(key string, _ []byte) ([]byte, bool) {
-	if !c.checked.Load() {
+	ctx, has, ok := c.armed()
+	if !ok || !has(key) {
 		return nil, false
 	}
-	b, err := os.ReadFile(c.path(key))
-	return b, err == nil
+	b, ok, err := c.sink.Get(ctx, key)
+	return b, ok && err == nil
 }
 
-// Size implements store.Cache.
+// Size implements store.Cache: the size of a file of a directory sink
+// (other sinks answer nothing; the store reads derived chunks with Get).
 func (c *OutputCache) Size(key string, _ []byte) (int64, bool) {
-	if !c.checked.Load() {
+	_, has, ok := c.armed()
+	if !ok || !has(key) {
 		return 0, false
 	}
-	fi, err := os.Stat(c.path(key))
-	if err != nil || !fi.Mode().IsRegular() {
-		return 0, false
+	if d, isDir := c.sink.(*DirSink); isDir {
+		return d.size(key)
 	}
-	return fi.Size(), true
+	return 0, false
 }
 
-// Put implements store.Cache: the materializer writes files itself.
+// Put implements store.Cache: the materializer writes keys itself.
 func (*OutputCache) Put(string, []byte, []byte) {}
 
-// arm lets c serve dir's files once Run has checked dir against store
-// fingerprint; a source for another directory stays silent.
-func (c *OutputCache) arm(dir string) bool {
-	if c.dir != filepath.Clean(dir) {
+// arm lets c serve the keys of sink that has reports present, with ctx
+// for its requests, once a run has claimed sink for the store's inputs; a
+// source for another sink stays silent.
+func (c *OutputCache) arm(ctx context.Context, sink Sink, has func(string) bool) bool {
+	if c.sink == nil || c.sink.String() != sink.String() {
 		return false
 	}
-	c.checked.Store(true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ctx, c.has = ctx, has
 	return true
+}
+
+// disarm ends a run's use of c.
+func (c *OutputCache) disarm() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ctx, c.has = nil, nil
 }

@@ -51,7 +51,7 @@ func materializeInto(t *testing.T, root string, src index.Source, out string) (m
 			t.Fatal(err)
 		}
 	}
-	st, err := store.New(cat, store.Options{ReadThrough: materializer.NewOutputCache(out)})
+	st, err := store.New(cat, store.Options{ReadThrough: materializer.NewOutputCache(materializer.NewDirSink(out))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/s3conf"
 	"github.com/tesserafs/tesserafs/materializer"
 )
 
@@ -23,14 +26,18 @@ func init() { subcommands = append(subcommands, newMaterializeCmd) }
 
 type materializeOptions struct {
 	storeOptions
-	Out string
+	Out        string
+	Partition  string // I/N
+	Partitions int    // N, with the index from JOB_COMPLETION_INDEX or Slurm
+	Phase      string
+	Finalize   bool
 }
 
 func newMaterializeCmd() *cobra.Command {
 	var o materializeOptions
 	cmd := &cobra.Command{
-		Use:   "materialize --tiles DIR --out DIR",
-		Short: "Write the year stores and the STAC catalog to disk",
+		Use:   "materialize --tiles DIR --out DIR|s3://bucket/prefix/",
+		Short: "Write the year stores and the STAC catalog to a directory or an S3 prefix",
 		Long: `Materialize writes <out>/<year>.zarr/ for every year (or those given) and the
 STAC catalog (<out>/catalog.json and below), generating every shard from the
 source tiles in parallel. Every file is written atomically; a run that was
@@ -38,14 +45,33 @@ interrupted is finished by running the same command again.
 
 Tiles that cannot be used (truncated, wrong dtype or shape, missing scales)
 are skipped with a warning naming the file; the rest is built, and the exit
-status is 3 so that skipped tiles cannot go unnoticed.`,
+status is 3 so that skipped tiles cannot go unnoticed.
+
+--out s3://bucket/prefix/ writes objects with the standard AWS configuration
+(AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or a
+profile). Every object is written once, with If-None-Match: *.
+
+Partitioned runs (one machine of many): --partition I/N writes partition I
+(0-based) of N of the data keys. --partitions N takes I from
+JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or SLURM_ARRAY_TASK_ID; with
+neither flag, a Slurm array task takes I and N from SLURM_ARRAY_TASK_ID,
+SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT. --phase NAME runs one phase
+(zones, global0, global; see "tesserafs plan"); run every phase's
+partitions in that order, then --finalize once, which checks that every
+data key exists and writes the metadata and the STAC catalog. Without
+--phase a partition runs its share of every data phase. Rerunning any of
+them skips what is already written.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runMaterialize(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	o.register(cmd.Flags())
-	cmd.Flags().StringVar(&o.Out, "out", "", "output directory")
+	cmd.Flags().StringVar(&o.Out, "out", "", "output directory or s3://bucket/prefix/")
+	cmd.Flags().StringVar(&o.Partition, "partition", "", "write partition I/N of the data keys (0-based)")
+	cmd.Flags().IntVar(&o.Partitions, "partitions", 0, "number of partitions N; the index comes from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID")
+	cmd.Flags().StringVar(&o.Phase, "phase", "", "run one phase: zones, global0 or global")
+	cmd.Flags().BoolVar(&o.Finalize, "finalize", false, "check every data key exists, then write metadata, consolidated metadata and STAC")
 	return cmd
 }
 
@@ -56,21 +82,67 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	if o.Out == "" {
 		return usageErrorf("--out is required")
 	}
-	if abs, _ := filepath.Abs(o.Out); strings.HasPrefix(abs+"/", mustAbs(o.Tiles)+"/global_0.1_degree") {
+	toS3 := s3conf.IsURL(o.Out)
+	if abs, _ := filepath.Abs(o.Out); !toS3 && strings.HasPrefix(abs+"/", mustAbs(o.Tiles)+"/global_0.1_degree") {
 		return usageErrorf("--out %s is inside the tiles root", o.Out)
 	}
+	part, err := resolvePartition(o.Partition, o.Partitions, o.Finalize, os.Getenv)
+	if err != nil {
+		return err
+	}
+	phase := o.Phase
+	switch {
+	case o.Finalize && phase != "" && phase != materializer.PhaseFinalize:
+		return usageErrorf("--finalize and --phase %s: choose one", phase)
+	case o.Finalize:
+		phase = materializer.PhaseFinalize
+	case phase == materializer.PhaseFinalize:
+	case phase != "" && !slices.Contains(materializer.DataPhases, phase):
+		return usageErrorf("--phase %q: want one of %s (or --finalize)", phase, strings.Join(materializer.DataPhases, ", "))
+	}
+	// The sink is where keys go, and where the store reads derived
+	// chunks back from (its read-through, armed by the run once the output
+	// is known to hold this store's keys). A whole run into a directory
+	// goes through materializer.Run, which also locks it.
+	wholeDir := !toS3 && part.Whole() && phase == ""
+	var sink materializer.Sink = materializer.NewDirSink(o.Out)
+	if toS3 {
+		loc, err := s3conf.ParseURL(o.Out)
+		if err != nil {
+			return userError{err}
+		}
+		client, err := s3conf.NewClient(ctx)
+		if err != nil {
+			return userError{err}
+		}
+		sink = &materializer.S3Sink{Client: client, Loc: loc}
+	}
 	log := slog.Default()
-	st, err := o.open(ctx, storeWith{ReadThrough: materializer.NewOutputCache(o.Out), Logger: log})
+	st, err := o.open(ctx, storeWith{ReadThrough: materializer.NewOutputCache(sink), Logger: log})
+	if err != nil {
+		return err
+	}
+	plan, err := materializer.NewPlan(ctx, st.Store, part.N)
 	if err != nil {
 		return err
 	}
 	cat, skipped := st.Catalogue(), st.Skipped
 	srcBytes := sourceBytes(cat)
 	prog, finish := progressReporter(log, stdout)
-	sum, err := materializer.Run(ctx, st.Store, o.Out, materializer.Options{Workers: o.Workers, Progress: prog, Logger: log,
-		MemoryLimit: materializer.DefaultMemoryLimit(o.Workers)})
+	mopts := materializer.Options{Workers: o.Workers, Progress: prog, Logger: log,
+		MemoryLimit: materializer.DefaultMemoryLimit(o.Workers), Partition: part, Phase: phase, Plan: plan}
+	var sum materializer.Summary
+	if wholeDir {
+		sum, err = materializer.Run(ctx, st.Store, o.Out, mopts)
+	} else {
+		sum, err = materializer.RunTo(ctx, st.Store, sink, mopts)
+	}
 	finish()
 	if err != nil && !errors.Is(err, materializer.ErrIncomplete) {
+		var missing *materializer.MissingError
+		if errors.As(err, &missing) {
+			return userError{err}
+		}
 		return err
 	}
 	// Discover logged the tiles' warnings; these are the ones found while
@@ -81,18 +153,29 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	for _, y := range cat.Years {
 		warnings += len(y.Warnings)
 	}
+	what := o.Out
+	if !part.Whole() {
+		what += " partition " + part.String()
+	}
+	if phase != "" {
+		what += " phase " + phase
+	}
 	secs := sum.Elapsed.Seconds()
 	fmt.Fprintf(stdout, "materialized %s: %d files (%d written, %d already there), %.1f MiB written in %.1fs",
-		o.Out, sum.Files, sum.Written, sum.Existing, float64(sum.Bytes)/(1<<20), secs)
-	if sum.Written == sum.Files && secs > 0 {
+		what, sum.Files, sum.Written, sum.Existing, float64(sum.Bytes)/(1<<20), secs)
+	if sum.Written == sum.Files && secs > 0 && part.Whole() && phase == "" {
 		fmt.Fprintf(stdout, ", %.0f MB/s of source tiles", float64(srcBytes)/1e6/secs)
 	}
 	fmt.Fprint(stdout, "\nphases:")
 	for _, ph := range sum.Phases {
 		fmt.Fprintf(stdout, " %s %.1fs", ph.Name, ph.Elapsed.Seconds())
 	}
-	fmt.Fprintf(stdout, "\n%d tiles in %d zone(s); %d tile(s) skipped, %d warning(s)\n",
-		countTiles(cat), countZones(cat), len(skipped), warnings)
+	mine := ownSkipped(plan, cat, skipped, part, phase)
+	fmt.Fprintf(stdout, "\n%d tiles in %d zone(s); %d tile(s) skipped", countTiles(cat), countZones(cat), len(skipped))
+	if len(mine) != len(skipped) {
+		fmt.Fprintf(stdout, " (%d reported by this partition)", len(mine))
+	}
+	fmt.Fprintf(stdout, ", %d warning(s)\n", warnings)
 	if ss, ok := sourceStats(cat); ok {
 		fmt.Fprintf(stdout, "source %s: %s\n", o.Tiles, fmtSourceStats(ss))
 	}
@@ -100,10 +183,114 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 		reportFailures(stdout, sum)
 		return incompleteError{sum.Failed}
 	}
-	if len(skipped) > 0 {
-		return skippedError{len(skipped)}
+	if len(mine) > 0 {
+		return skippedError{len(mine)}
 	}
 	return nil
+}
+
+// ownSkipped are the skipped tiles this run answers for with exit status 3:
+// all of them for a whole run or a finalize; for a partition, those in its
+// area (materializer.Plan.OwnerOfTile) and only in the zones phase, so that
+// one bad tile fails one task of a job array, not all of them.
+func ownSkipped(plan *materializer.Plan, cat *index.Catalogue, skipped []index.Problem, part materializer.Partition, phase string) []index.Problem {
+	if part.Whole() || phase == materializer.PhaseFinalize {
+		return skipped
+	}
+	if phase != "" && phase != materializer.PhaseZones {
+		return nil
+	}
+	pr := index.NewProjector()
+	var mine []index.Problem
+	for _, p := range skipped {
+		if plan.OwnerOfTile(cat, pr, p.Path) == part.I {
+			mine = append(mine, p)
+		}
+	}
+	return mine
+}
+
+// resolvePartition decides which partition this process is: --partition
+// I/N; or --partitions N with I from JOB_COMPLETION_INDEX (Kubernetes) or
+// the Slurm array; or, with neither flag, a Slurm array task's own
+// variables. Slurm array ids start where --array says (0-3 or 1-4), so I is
+// SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN. A finalize takes N only, to
+// name the partitions that own missing keys.
+func resolvePartition(flag string, n int, finalize bool, getenv func(string) string) (materializer.Partition, error) {
+	envInt := func(name string) (int, bool, error) {
+		v := getenv(name)
+		if v == "" {
+			return 0, false, nil
+		}
+		i, err := strconv.Atoi(v)
+		if err != nil || i < 0 {
+			return 0, false, usageErrorf("%s=%q: want a non-negative integer", name, v)
+		}
+		return i, true, nil
+	}
+	slurmIndex := func() (int, bool, error) {
+		id, ok, err := envInt("SLURM_ARRAY_TASK_ID")
+		if !ok || err != nil {
+			return 0, ok, err
+		}
+		lo, _, err := envInt("SLURM_ARRAY_TASK_MIN")
+		if err != nil {
+			return 0, false, err
+		}
+		if id < lo {
+			return 0, false, usageErrorf("SLURM_ARRAY_TASK_ID=%d is below SLURM_ARRAY_TASK_MIN=%d", id, lo)
+		}
+		return id - lo, true, nil
+	}
+	check := func(p materializer.Partition, from string) (materializer.Partition, error) {
+		if p.N < 1 || p.I < 0 || p.I >= p.N {
+			return materializer.Partition{}, usageErrorf("partition %d/%d (from %s): want 0 ≤ I < N", p.I, p.N, from)
+		}
+		return p, nil
+	}
+	switch {
+	case flag != "" && n != 0:
+		return materializer.Partition{}, usageErrorf("--partition and --partitions: choose one")
+	case flag != "":
+		if finalize {
+			return materializer.Partition{}, usageErrorf("--finalize runs once for all partitions: give --partitions N (to name the owners of missing keys), not --partition")
+		}
+		p, err := materializer.ParsePartition(flag)
+		if err != nil {
+			return p, userError{err}
+		}
+		return p, nil
+	case n < 0:
+		return materializer.Partition{}, usageErrorf("--partitions %d: want ≥ 1", n)
+	case finalize:
+		return materializer.Partition{I: 0, N: max(n, 1)}, nil
+	case n > 0:
+		if i, ok, err := envInt("JOB_COMPLETION_INDEX"); err != nil || ok {
+			if err != nil {
+				return materializer.Partition{}, err
+			}
+			return check(materializer.Partition{I: i, N: n}, "JOB_COMPLETION_INDEX")
+		}
+		if i, ok, err := slurmIndex(); err != nil || ok {
+			if err != nil {
+				return materializer.Partition{}, err
+			}
+			return check(materializer.Partition{I: i, N: n}, "SLURM_ARRAY_TASK_ID")
+		}
+		return materializer.Partition{}, usageErrorf("--partitions %d: the partition index comes from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, and neither is set (or give --partition I/%d)", n, n)
+	}
+	i, ok, err := slurmIndex()
+	if err != nil || !ok {
+		return materializer.Partition{}, err
+	}
+	count, ok, err := envInt("SLURM_ARRAY_TASK_COUNT")
+	if err != nil {
+		return materializer.Partition{}, err
+	}
+	if !ok {
+		return materializer.Partition{}, usageErrorf("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")
+	}
+	return check(materializer.Partition{I: i, N: count}, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
 }
 
 func mustAbs(p string) string {

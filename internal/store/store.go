@@ -405,3 +405,15 @@ func (s *Store) Fingerprint() string {
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// ChunkInputs is the number of source files a chunk is computed from (the
+// tiles' .npy, scales and landmask files, and for previews the stretch
+// samples), from the index alone: a measure of the work of generating it.
+// ok is false for a key that is not a chunk.
+func (s *Store) ChunkInputs(key string) (n int, ok bool) {
+	r, found := s.resolve(key)
+	if !found || r.arr == nil || len(r.coords) != r.arr.chunks.Dims() {
+		return 0, false
+	}
+	return len(r.arr.chunks.Inputs(r.coords)), true
+}

@@ -1,0 +1,162 @@
+package materializer_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/s3conf"
+	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/internal/synth"
+	"github.com/tesserafs/tesserafs/internal/testservers"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
+	"github.com/tesserafs/tesserafs/materializer"
+)
+
+// countingTransport counts the requests a client sends, by method.
+type countingTransport struct {
+	rt        http.RoundTripper
+	puts, all atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.all.Add(1)
+	if r.Method == http.MethodPut {
+		c.puts.Add(1)
+	}
+	return c.rt.RoundTrip(r)
+}
+
+// BenchmarkPartitions measures partitioned materialization into a real S3
+// server (versitygw on loopback), in one run:
+//
+//   - the data phases as one partition, then as two concurrent partitions,
+//     each with one worker: the ratio is the speed-up of a second worker
+//     machine (goal ≥ 1.8 on 2 cores);
+//   - the requests and bytes per data key written to S3;
+//   - the whole store (2 workers) into S3 vs. into a local directory
+//     (goal ≥ 0.8).
+func BenchmarkPartitions(b *testing.B) {
+	tiles := testtiles.Tiles(b, "grid8", synth.Grid(8, 10.05, 84.05))
+	var src int64
+	filepath.Walk(tiles, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			src += fi.Size()
+		}
+		return nil
+	})
+	ctx := context.Background()
+	cat, err := index.Discover(ctx, tiles, index.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Each partition has a store of its own, as on its own machine,
+	// reading derived chunks back from the output.
+	newStore := func(workers int, sink materializer.Sink) *store.Store {
+		st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "bench"},
+			ReadThrough: materializer.NewOutputCache(sink)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}
+	srv := testservers.Versity(b)
+	ct := &countingTransport{rt: http.DefaultTransport}
+	client := s3.New(s3.Options{
+		BaseEndpoint: aws.String(srv.Endpoint), Region: srv.Region, UsePathStyle: true,
+		Credentials:                credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+		HTTPClient:                 &http.Client{Transport: ct},
+	})
+	seq := 0
+	newSink := func() materializer.Sink {
+		seq++
+		bucket := "bench-" + string(rune('a'+seq%26)) + time.Now().Format("150405.000000")
+		srv.CreateBucket(b, bucket)
+		return &materializer.S3Sink{Client: client, Loc: s3conf.Location{Bucket: bucket, Prefix: "out/"}}
+	}
+	// partitions runs the data phases of n concurrent partitions, one
+	// worker each, and returns the wall time and what was written.
+	partitions := func(n int) (time.Duration, materializer.Summary) {
+		sink := newSink()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var total materializer.Summary
+		start := time.Now()
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				part := materializer.Partition{I: i, N: n}
+				if n == 1 {
+					part = materializer.Partition{I: 0, N: 1}
+				}
+				opts := materializer.Options{Workers: 1, Partition: part}
+				var err error
+				var sum materializer.Summary
+				for _, ph := range materializer.DataPhases {
+					opts.Phase = ph
+					s, e := materializer.RunTo(ctx, newStore(1, sink), sink, opts)
+					if e != nil {
+						err = e
+						break
+					}
+					sum.Written += s.Written
+					sum.Bytes += s.Bytes
+				}
+				if err != nil {
+					b.Error(err)
+				}
+				mu.Lock()
+				total.Written += sum.Written
+				total.Bytes += sum.Bytes
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return time.Since(start), total
+	}
+	whole := func(sink materializer.Sink) time.Duration {
+		start := time.Now()
+		if _, err := materializer.RunTo(ctx, newStore(2, sink), sink, materializer.Options{Workers: 2}); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	var one, two, toS3, toDir time.Duration
+	var puts, reqs, keys, bytes int64
+	for range b.N {
+		ct.puts.Store(0)
+		ct.all.Store(0)
+		d, sum := partitions(1)
+		one += d
+		puts, reqs, keys, bytes = ct.puts.Load(), ct.all.Load(), sum.Written, sum.Bytes
+		d, _ = partitions(2)
+		two += d
+		toS3 += whole(newSink())
+		dir := b.TempDir()
+		toDir += whole(materializer.NewDirSink(dir))
+		os.RemoveAll(dir)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(src)/1e6/(one.Seconds()/n), "src-MB/s-1part")
+	b.ReportMetric(float64(src)/1e6/(two.Seconds()/n), "src-MB/s-2parts")
+	b.ReportMetric(one.Seconds()/two.Seconds(), "x-2parts-vs-1")
+	b.ReportMetric(float64(puts)/float64(keys), "PUTs/key")
+	b.ReportMetric(float64(reqs)/float64(keys), "requests/key")
+	b.ReportMetric(float64(bytes)/float64(keys)/(1<<20), "MiB/key")
+	b.ReportMetric(float64(keys), "data-keys")
+	b.ReportMetric(toDir.Seconds()/toS3.Seconds(), "x-s3-vs-dir")
+}
