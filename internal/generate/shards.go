@@ -99,7 +99,7 @@ func TileInputs(ps []index.Placement) []index.FileStamp {
 	var in []index.FileStamp
 	for _, t := range tiles {
 		if err := t.Check(context.Background()); err != nil {
-			in = append(in, index.FileStamp{Path: t.Embeddings, Size: -1})
+			in = append(in, index.FileStamp{Path: t.EmbeddingsPath(), Size: -1})
 			continue
 		}
 		in = append(in, t.Inputs...)
@@ -237,7 +237,7 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 	clear(w.emb)
 	sr, sc := i*ShardSize, j*ShardSize
 	const px = Bands // bytes per pixel
-	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.Embeddings }, func(*index.Tile) int64 { return px })
+	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.EmbeddingsPath() }, func(*index.Tile) int64 { return px })
 	if err != nil {
 		return err
 	}
@@ -252,7 +252,7 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 			if _, err := f.ReadAt(dst, off); err != nil {
 				f.Close()
 				closeFiles(files)
-				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Embeddings, err)
+				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.EmbeddingsPath(), err)
 			}
 		}
 		f.Close()
@@ -336,7 +336,7 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 		w.scales[k] = nan
 	}
 	sr, sc := i*ShardSize, j*ShardSize
-	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.Scales },
+	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.ScalesPath() },
 		func(t *index.Tile) int64 { return int64(max(t.ScalesBands, 1)) * 4 })
 	if err != nil {
 		return err
@@ -361,7 +361,7 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 			if _, err := f.ReadAt(row, off); err != nil {
 				f.Close()
 				closeFiles(files)
-				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Scales, err)
+				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.ScalesPath(), err)
 			}
 			dst := w.scales[(r-sr)*ShardSize+(win.c0-sc):][:n]
 			for x := range n {
