@@ -46,7 +46,7 @@ VIEWER_SRC := $(wildcard $(VIEWER_WEB)/src/*.js) $(VIEWER_WEB)/index.html $(VIEW
 
 # nginx: the HTTP tiles server and the serving peer in tests; chromium: the
 # viewer test; slurmctld/slurmd/slurm-client/munge: the one-node Slurm test.
-APT_PKGS := libproj-dev proj-data pkg-config fuse3 nginx chromium slurmctld slurmd slurm-client munge
+APT_PKGS := libproj-dev proj-data pkg-config fuse3 curl nginx chromium slurmctld slurmd slurm-client munge
 
 # versitygw, the S3-compatible server the tests start, built from its module.
 VERSITYGW_VERSION := v1.8.0
