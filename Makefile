@@ -10,7 +10,8 @@
 #                 also starts `tesserafs serve` on the tiles and reads it over HTTP;
 #                 PYTEST_ARGS='-k zarrita -x' narrows it, INTEROP_DIR=dir keeps its data
 #   make bench    Go benchmarks (ratios against floors measured in the same run), xarray region read
-#   make demo     synthesise tiles; mount and read them with xarray; materialize; quicklooks
+#   make demo     synthesise tiles; mount and read them with xarray; materialize; serve over
+#                 HTTP; materialize from tiles on a loopback nginx; plan; quicklooks
 #   make clean
 #
 # Everything downloads at `make deps` time only; the tests never reach the network.
@@ -45,7 +46,7 @@ VIEWER_SRC := $(wildcard $(VIEWER_WEB)/src/*.js) $(VIEWER_WEB)/index.html $(VIEW
 
 # nginx: the HTTP tiles server and the serving peer in tests; chromium: the
 # viewer test; slurmctld/slurmd/slurm-client/munge: the one-node Slurm test.
-APT_PKGS := libproj-dev proj-data pkg-config fuse3 nginx chromium slurmctld slurmd slurm-client munge
+APT_PKGS := libproj-dev proj-data pkg-config fuse3 curl nginx chromium slurmctld slurmd slurm-client munge
 
 # versitygw, the S3-compatible server the tests start, built from its module.
 VERSITYGW_VERSION := v1.8.0

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,7 +78,7 @@ func BenchmarkMountReady(b *testing.B) {
 					if !cold {
 						runReadyChild(b, root, registry) // warm the caches
 					}
-					var ready, cpu time.Duration
+					var ready, cpu, wait time.Duration
 					var rss, hwm int64
 					var tiles int
 					for b.Loop() {
@@ -89,10 +90,12 @@ func BenchmarkMountReady(b *testing.B) {
 						res := runReadyChild(b, root, registry)
 						ready += res.ready
 						cpu += res.cpu
+						wait += res.wait
 						rss, hwm, tiles = max(rss, res.rssKiB), max(hwm, res.hwmKiB), res.tiles
 					}
 					b.ReportMetric(ready.Seconds()/float64(b.N), "s_ready")
 					b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu_s_ready")
+					b.ReportMetric(wait.Seconds()/float64(b.N), "runq_wait_s_ready")
 					b.ReportMetric(float64(rss)/1024, "MiB_rss_ready")
 					b.ReportMetric(float64(hwm)/1024, "MiB_rss_peak")
 					b.ReportMetric(float64(tiles), "tiles")
@@ -116,6 +119,10 @@ type readyResult struct {
 	// cpu is the child's user + system time at ready: on a loaded
 	// machine, what the wall clock would be on an idle one, roughly.
 	cpu time.Duration
+	// wait is the time the child's threads were runnable but waiting for
+	// a CPU (the run queue delay of /proc/<pid>/task/*/schedstat): the
+	// share of the wall clock that other processes took, not I/O.
+	wait time.Duration
 }
 
 // runReadyChild runs one mount-ready child over root and parses its line.
@@ -137,11 +144,13 @@ func runReadyChild(b *testing.B, root, registry string) readyResult {
 	var r readyResult
 	var secs float64
 	var cpu float64
-	if _, err := fmt.Sscanf(string(out), "READY %g %d %d %d %g", &secs, &r.rssKiB, &r.hwmKiB, &r.tiles, &cpu); err != nil {
+	var wait float64
+	if _, err := fmt.Sscanf(string(out), "READY %g %d %d %d %g %g", &secs, &r.rssKiB, &r.hwmKiB, &r.tiles, &cpu, &wait); err != nil {
 		b.Fatalf("ready child said %q: %v\n%s", out, err, stderr.String())
 	}
 	r.ready = time.Duration(secs * float64(time.Second))
 	r.cpu = time.Duration(cpu * float64(time.Second))
+	r.wait = time.Duration(wait * float64(time.Second))
 	return r
 }
 
@@ -156,6 +165,15 @@ func readyChild(spec string) int {
 	root, registry, mp, cdir := parts[0], parts[1], parts[2], parts[3]
 	ctx := context.Background()
 	start := time.Now()
+	// TESSERAFS_READY_PROFILE=dir writes cpu.pprof (start to ready) and
+	// heap.pprof (at ready) there: where the time and the memory go.
+	prof := os.Getenv("TESSERAFS_READY_PROFILE")
+	if prof != "" {
+		f, err := os.Create(filepath.Join(prof, "cpu.pprof"))
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+		}
+	}
 	cat, err := index.Discover(ctx, root, index.Options{Lazy: true, Registry: registry, Logger: quietLogger()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -184,6 +202,13 @@ func readyChild(spec string) int {
 		return 1
 	}
 	ready := time.Since(start)
+	if prof != "" {
+		pprof.StopCPUProfile()
+		if f, err := os.Create(filepath.Join(prof, "heap.pprof")); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	rss, hwm := procStatus("VmRSS:"), procStatus("VmHWM:")
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -194,9 +219,28 @@ func readyChild(spec string) int {
 			tiles += len(z.Placements)
 		}
 	}
-	fmt.Printf("READY %.4f %d %d %d %.4f\n", ready.Seconds(), rss, hwm, tiles, cpu.Seconds())
+	fmt.Printf("READY %.4f %d %d %d %.4f %.4f\n", ready.Seconds(), rss, hwm, tiles, cpu.Seconds(), runQueueWait().Seconds())
 	runtime.KeepAlive(cat)
 	return 0
+}
+
+// runQueueWait is the time this process's threads spent runnable but not
+// running, from each thread's schedstat (run time, run-queue wait,
+// timeslices, in ns); 0 where the kernel does not say.
+func runQueueWait() time.Duration {
+	paths, _ := filepath.Glob("/proc/self/task/*/schedstat")
+	var sum int64
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var run, wait, slices int64
+		if _, err := fmt.Sscanf(string(b), "%d %d %d", &run, &wait, &slices); err == nil {
+			sum += wait
+		}
+	}
+	return time.Duration(sum)
 }
 
 // procStatus is a kB field of /proc/self/status.

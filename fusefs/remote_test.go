@@ -71,7 +71,7 @@ func TestRemoteMount(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := cat.Years[0].Zones[0].Placements[0].Tile
-	rel, _ := filepath.Rel(tiles, bad.Embeddings)
+	rel, _ := filepath.Rel(tiles, bad.EmbeddingsPath())
 	badPath := "/" + filepath.ToSlash(rel)
 	var broken atomic.Bool
 	broken.Store(true)

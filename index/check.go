@@ -33,14 +33,15 @@ type checker struct {
 
 // tileCheck is the first-use check of one tile of a Lazy discovery.
 type tileCheck struct {
-	c                   *checker
 	embSize, scalesSize int64      // the registry's; 0 unknown
 	hashes              *[3]string // embeddings, scales, landmask sha256; nil when none is known
 
-	mu   sync.Mutex
-	done bool  // guarded by mu
-	err  error // guarded by mu
+	mu  sync.Mutex
+	err error // guarded by mu: nil unchecked, errPassed, or the *TileError
 }
+
+// errPassed is the check state of a tile that passed.
+var errPassed = errors.New("tile passed its check")
 
 // TileError is the error of a tile that failed its check: every chunk the
 // tile touches fails with it, naming the file and the reason.
@@ -66,7 +67,9 @@ func (t *Tile) Check(ctx context.Context) error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.done {
+	if k.err == errPassed {
+		return nil
+	} else if k.err != nil {
 		return k.err
 	}
 	want := expected{embSize: k.embSize, scalesSize: k.scalesSize}
@@ -74,21 +77,23 @@ func (t *Tile) Check(ctx context.Context) error {
 	if h := k.hashes; h != nil {
 		want.embHash, want.scalesHash, lmHash = h[0], h[1], h[2]
 	}
-	p, warn := k.c.validate(ctx, t, want, lmHash)
+	c := t.files
+	p, warn := c.validate(ctx, t, want, lmHash)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	k.done = true
 	if warn != nil {
-		k.c.log.Warn("tile warning", "year", t.Year, "path", warn.Path, "reason", warn.Reason)
+		c.log.Warn("tile warning", "year", t.Year, "path", warn.Path, "reason", warn.Reason)
 	}
-	if p != nil {
-		k.err = &TileError{Coord: t.Coord, Problem: *p}
-		k.c.mu.Lock()
-		k.c.late = append(k.c.late, *p)
-		k.c.mu.Unlock()
-		k.c.log.Warn("tile failed its first-use check: its shards fail", "year", t.Year, "path", p.Path, "reason", p.Reason)
+	if p == nil {
+		k.err = errPassed
+		return nil
 	}
+	k.err = &TileError{Coord: t.Coord, Problem: *p}
+	c.mu.Lock()
+	c.late = append(c.late, *p)
+	c.mu.Unlock()
+	c.log.Warn("tile failed its first-use check: its shards fail", "year", t.Year, "path", p.Path, "reason", p.Reason)
 	return k.err
 }
 
@@ -140,12 +145,11 @@ func (c *Catalogue) LateProblems() []Problem {
 
 // lazyTiles gives every tile of s its first-use check; only the warnings
 // that need no I/O (no landmask listed) are made now.
-func lazyTiles(c *checker, s *yearScan, lms landmasks) {
+func lazyTiles(s *yearScan, lms landmasks) {
 	s.checks = make([]tileCheck, len(s.tiles))
 	for i := range s.tiles {
 		t := &s.tiles[i]
 		k := &s.checks[i]
-		k.c = c
 		var h [3]string
 		if s.expect != nil {
 			k.embSize, k.scalesSize = s.expect[i].embSize, s.expect[i].scalesSize
@@ -156,7 +160,7 @@ func lazyTiles(c *checker, s *yearScan, lms landmasks) {
 			k.hashes = &h
 		}
 		t.check = k
-		if t.Landmask == "" && lms.ok {
+		if !t.hasMask && lms.ok {
 			s.year.Warnings = append(s.year.Warnings, Problem{noLandmaskPath(lms, t.Coord), "no landmask: treated as all land"})
 		}
 	}
@@ -167,7 +171,7 @@ func noLandmaskPath(lms landmasks, c TileCoord) string {
 }
 
 // checkTiles checks every tile of s now with the given number of workers;
-// a bad tile is dropped (Embeddings = "") and reported in the year's
+// a bad tile is dropped (its files nil) and reported in the year's
 // problems.
 func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, workers int) error {
 	problems := make([]*Problem, len(s.tiles))
@@ -186,7 +190,7 @@ func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, wor
 				if s.expect != nil {
 					want = s.expect[i]
 				}
-				hadMask := t.Landmask != ""
+				hadMask := t.hasMask
 				p, warn := c.validate(ctx, t, want, lms.hash[t.Coord])
 				if p != nil {
 					*t = Tile{}
@@ -218,16 +222,17 @@ func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, wor
 // no Landmask; a lazily checked one keeps the name, and its reader warns
 // and treats it as all land, as for any unreadable mask.
 func (c *checker) validate(ctx context.Context, t *Tile, want expected, lmHash string) (problem, warn *Problem) {
-	embStamp, _, embBad := c.checkNpy(ctx, t.Embeddings, t.Footprint, embeddingsShape, want.embSize)
-	scStamp, bands, scBad := c.checkNpy(ctx, t.Scales, t.Footprint, scalesShape, want.scalesSize)
+	embName, scName := t.EmbeddingsPath(), t.ScalesPath()
+	embStamp, _, embBad := c.checkNpy(ctx, embName, t.Footprint, embeddingsShape, want.embSize)
+	scStamp, bands, scBad := c.checkNpy(ctx, scName, t.Footprint, scalesShape, want.scalesSize)
 	embStamp.SHA256, scStamp.SHA256 = want.embHash, want.scalesHash
 	if embBad != "" || scBad != "" {
-		p := &Problem{t.Embeddings, embBad}
+		p := &Problem{embName, embBad}
 		if embBad == "" {
-			p = &Problem{t.Scales, scBad}
+			p = &Problem{scName, scBad}
 		} else if scBad != "" {
 			if !strings.HasPrefix(scBad, "missing ") {
-				scBad = baseName(t.Scales) + ": " + scBad
+				scBad = baseName(scName) + ": " + scBad
 			}
 			p.Reason += "; also " + scBad
 		}
@@ -235,12 +240,12 @@ func (c *checker) validate(ctx context.Context, t *Tile, want expected, lmHash s
 	}
 	inputs := make([]FileStamp, 2, 3)
 	inputs[0], inputs[1] = embStamp, scStamp
-	if t.Landmask != "" {
-		st, err := c.stat(ctx, t.Landmask)
+	if lm := t.LandmaskPath(); lm != "" {
+		st, err := c.stat(ctx, lm)
 		if err != nil {
-			warn = &Problem{t.Landmask, errReason(err) + ": treated as all land"}
+			warn = &Problem{lm, errReason(err) + ": treated as all land"}
 			if t.check == nil {
-				t.Landmask = ""
+				t.hasMask = false
 			}
 		} else {
 			st.SHA256 = lmHash

@@ -11,11 +11,9 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/tesserafs/tesserafs/internal/npy"
 )
@@ -52,20 +50,24 @@ type Tile struct {
 	Zone  int
 	// Footprint is the tile's grid, from its coordinates alone.
 	Footprint
-	// Embeddings, Scales and Landmask are the files' paths; Landmask is ""
-	// when the tile has none (all land).
-	Embeddings, Scales, Landmask string
 	// ScalesBands is 0 for (H, W) scales and 128 for (H, W, 128) scales,
 	// which are reduced by NaN-aware max over bands.
 	ScalesBands int
-	// Inputs are the stamps of every file above that exists. A tile of a
+	// Inputs are the stamps of the tile's files that exist (EmbeddingsPath,
+	// ScalesPath, LandmaskPath, in that order). A tile of a
 	// Lazy discovery has them (and ScalesBands) only once Check has
 	// returned nil.
 	Inputs []FileStamp
 
+	// files names the tile's files (EmbeddingsPath, ScalesPath,
+	// LandmaskPath) from its root, year and coordinates: a million tiles
+	// keep one pointer each instead of three path strings.
+	files *checker
 	// check is the state of the first-use check of a Lazy discovery's
 	// tile; nil when discovery checked the tile.
 	check *tileCheck
+	// hasMask is whether the tile has a landmask file.
+	hasMask bool
 }
 
 // Problem is a skipped tile or a warning: the file concerned and why.
@@ -218,26 +220,24 @@ func DiscoverSource(ctx context.Context, src Source, opts Options) (*Catalogue, 
 	if workers <= 0 {
 		workers = 4 * runtime.GOMAXPROCS(0)
 	}
-	names := namer(src)
 	for _, s := range scans {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		s.tiles = make([]Tile, len(s.jobs))
-		ys := strconv.Itoa(s.year.Year)
 		for i, j := range s.jobs {
-			s.tiles[i] = newTile(names, ys, j, s.fps[i], lms)
-			s.tiles[i].Year = s.year.Year
+			s.tiles[i] = Tile{Year: s.year.Year, Coord: j.coord, Zone: j.coord.Zone(), Footprint: s.fps[i],
+				files: cat.checker, hasMask: lms.set.has(j.coord)}
 		}
 		if opts.Lazy {
-			lazyTiles(cat.checker, s, lms)
+			lazyTiles(s, lms)
 		} else if err := checkTiles(ctx, cat.checker, s, lms, workers); err != nil {
 			return nil, err
 		}
 		y := s.year
 		byZone := map[int][]*Tile{}
 		for i := range s.tiles {
-			if t := &s.tiles[i]; t.Embeddings != "" {
+			if t := &s.tiles[i]; t.files != nil {
 				byZone[t.Zone] = append(byZone[t.Zone], t)
 			}
 		}
@@ -266,7 +266,7 @@ type yearScan struct {
 	// a registry); fps is each job's grid.
 	expect []expected
 	fps    []Footprint
-	tiles  []Tile      // one per job; Embeddings == "" for a skipped tile
+	tiles  []Tile      // one per job; files == nil for a skipped tile
 	checks []tileCheck // one per tile when Lazy, or with a registry
 }
 
@@ -289,55 +289,6 @@ type landmasks struct {
 	hash map[TileCoord]string // sha256 hex from landmasks.parquet, when given
 	ok   bool
 	dir  string // the landmask directory's name, for warnings
-}
-
-// namer returns a function from the parts of a slash path under src's
-// root to a name. For a DirSource it concatenates the root and the parts
-// into shared blocks (the root is clean, the rest built by us): a million
-// tiles' three names would otherwise be three million allocations, each
-// rounded up to its size class, plus the garbage of filepath.Join.
-func namer(src Source) func(parts ...string) string {
-	if d, ok := src.(DirSource); ok && filepath.Separator == '/' {
-		a := &nameArena{}
-		prefix := d.Root + "/"
-		return func(parts ...string) string { return a.join(prefix, parts) }
-	}
-	return func(parts ...string) string { return src.Path(strings.Join(parts, "")) }
-}
-
-// nameArena packs strings into 1 MiB blocks that are never written again
-// once a string points into them.
-type nameArena struct{ buf []byte }
-
-func (a *nameArena) join(prefix string, parts []string) string {
-	n := len(prefix)
-	for _, p := range parts {
-		n += len(p)
-	}
-	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, max(n, 1<<20))
-	}
-	start := len(a.buf)
-	a.buf = append(a.buf, prefix...)
-	for _, p := range parts {
-		a.buf = append(a.buf, p...)
-	}
-	return unsafe.String(&a.buf[start], n)
-}
-
-// newTile is the tile of job j with its names; nothing is opened.
-func newTile(names func(...string) string, year string, j tileJob, fp Footprint, lms landmasks) Tile {
-	name := j.coord.Name()
-	dir := RepresentationDir + "/" + year + "/"
-	t := Tile{
-		Coord: j.coord, Zone: j.coord.Zone(), Footprint: fp,
-		Embeddings: names(dir, name, "/", name, ".npy"),
-		Scales:     names(dir, name, "/", name, "_scales.npy"),
-	}
-	if lms.set.has(j.coord) {
-		t.Landmask = names(LandmaskDir+"/", name, ".tiff")
-	}
-	return t
 }
 
 func setOf(xs []int) map[int]bool {

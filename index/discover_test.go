@@ -240,7 +240,7 @@ func report(root string, cat *Catalogue) string {
 			for _, p := range z.Placements {
 				t := p.Tile
 				fmt.Fprintf(&b, "%d tile      %s zone %d %d × %d scales bands %d landmask %q inputs %d\n",
-					y.Year, t.Coord, t.Zone, t.H, t.W, t.ScalesBands, rel(t.Landmask), len(t.Inputs))
+					y.Year, t.Coord, t.Zone, t.H, t.W, t.ScalesBands, rel(t.LandmaskPath()), len(t.Inputs))
 			}
 		}
 		for _, p := range y.Problems {
@@ -322,7 +322,7 @@ func TestDiscoverBadTiles(t *testing.T) {
 	}
 	// Inputs and fingerprints of a good tile.
 	tile := z30.Placements[1].Tile // (lon, lat) order: -0.75 then -0.05
-	if tile.Coord != (TileCoord{-5, 8505}) || tile.Landmask == "" || len(tile.Inputs) != 3 {
+	if tile.Coord != (TileCoord{-5, 8505}) || tile.LandmaskPath() == "" || len(tile.Inputs) != 3 {
 		t.Fatalf("tile %+v", tile)
 	}
 	for _, in := range tile.Inputs {

@@ -174,11 +174,19 @@ func readParquet[T any](r io.ReaderAt, size int64, fn func([]T) error) (err erro
 			err = fmt.Errorf("not a readable parquet file: %v", p)
 		}
 	}()
-	f, err := parquet.OpenFile(r, size)
+	if err := checkFooter(r, size); err != nil {
+		return fmt.Errorf("not a readable parquet file: %w", err)
+	}
+	// The page index and bloom filters are not used, and their offsets
+	// and lengths are more claims to trust.
+	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return fmt.Errorf("not a parquet file: %w", err)
 	}
 	if err := checkBounds(f); err != nil {
+		return err
+	}
+	if err := checkPages(r, size, f); err != nil {
 		return err
 	}
 	pr := parquet.NewGenericReader[T](f)

@@ -84,7 +84,6 @@ func checkCoords(lon, lat float64, lonI, latI int32) (TileCoord, string) {
 func scanRegistry(ctx context.Context, src Source, reg *openedRegistry, opts Options, cat *Catalogue) ([]*yearScan, landmasks, error) {
 	wantYear := setOf(opts.Years)
 	wantZone := setOf(opts.Zones)
-	names := namer(src)
 	byYear := map[int][]regTile{}
 	years := map[int]*Year{}
 	yearOf := func(y int) *Year {
@@ -122,9 +121,8 @@ func scanRegistry(ctx context.Context, src Source, reg *openedRegistry, opts Opt
 				continue
 			}
 			if r.FileSize == 0 || r.ScalesSize == 0 {
-				name := c.Name()
 				yearOf(y).Warnings = append(yearOf(y).Warnings, Problem{
-					names(RepresentationDir+"/"+strconv.Itoa(y)+"/", name, "/", name, ".npy"),
+					sourcePath(src, tileRel(y, c, ".npy")),
 					fmt.Sprintf("not a tile (%s row %d: file_size %d, scales_size %d): ignored", RegistryName, i, r.FileSize, r.ScalesSize)})
 				continue
 			}

@@ -74,8 +74,8 @@ func TestRegistryOverHTTP(t *testing.T) {
 			if err := g.Check(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.HasPrefix(g.Embeddings, base) || len(g.Inputs) != 3 {
-				t.Fatalf("tile %v: names %s, inputs %v", g.Coord, g.Embeddings, g.Inputs)
+			if !strings.HasPrefix(g.EmbeddingsPath(), base) || len(g.Inputs) != 3 {
+				t.Fatalf("tile %v: names %s, inputs %v", g.Coord, g.EmbeddingsPath(), g.Inputs)
 			}
 			for i, in := range g.Inputs {
 				if in.Size != w.Inputs[i].Size {

@@ -96,9 +96,9 @@ func TestRegistryDiscovery(t *testing.T) {
 				if tile.Footprint != fp {
 					t.Errorf("%v: footprint %+v, want %+v", s.Coord, tile.Footprint, fp)
 				}
-				if tile.Embeddings != synth.EmbeddingsPath(root, 2024, s.Coord) || tile.Scales != synth.ScalesPath(root, 2024, s.Coord) ||
-					tile.Landmask != synth.LandmaskPath(root, s.Coord) {
-					t.Errorf("%v: names %q %q %q", s.Coord, tile.Embeddings, tile.Scales, tile.Landmask)
+				if tile.EmbeddingsPath() != synth.EmbeddingsPath(root, 2024, s.Coord) || tile.ScalesPath() != synth.ScalesPath(root, 2024, s.Coord) ||
+					tile.LandmaskPath() != synth.LandmaskPath(root, s.Coord) {
+					t.Errorf("%v: names %q %q %q", s.Coord, tile.EmbeddingsPath(), tile.ScalesPath(), tile.LandmaskPath())
 				}
 				if tc.opts.Lazy {
 					if tile.Inputs != nil {
@@ -283,6 +283,7 @@ func FuzzReadRegistry(f *testing.F) {
 	}
 	f.Add(buf.Bytes())
 	f.Add([]byte("PAR1PAR1"))
+	f.Add([]byte("PAR1\x00\x00\x00\x00\xff\xff\xff\x7fPAR1")) // claims a 2 GiB footer
 	f.Fuzz(func(t *testing.T, data []byte) {
 		index.ReadRegistry(bytes.NewReader(data), int64(len(data)), func([]index.RegistryRow) error { return nil })
 	})

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -122,4 +123,30 @@ func isDir(e fs.DirEntry, path string) bool {
 		return err == nil && fi.IsDir()
 	}
 	return false
+}
+
+// StampOpener is a Source that opens a file against the stamp it was
+// indexed with and checks it itself: a remote root does so on the first
+// read, at no extra round trip.
+type StampOpener interface {
+	OpenStamp(ctx context.Context, want FileStamp) (SourceFile, error)
+}
+
+// OpenStamp opens want.Path from src and checks that it is still the file
+// described by want: same size, and same ETag (remote) or modification
+// time (local). A tile replaced since discovery must not be served under
+// its old geometry and fingerprint.
+func OpenStamp(ctx context.Context, src Source, want FileStamp) (SourceFile, error) {
+	if so, ok := src.(StampOpener); ok {
+		return so.OpenStamp(ctx, want)
+	}
+	f, err := src.Open(ctx, want.Path)
+	if err != nil {
+		return nil, err
+	}
+	if got := f.Stamp(); got.Size != want.Size || !got.ModTime.Equal(want.ModTime) {
+		f.Close()
+		return nil, fmt.Errorf("%s changed since the tiles were indexed (restart to re-index)", want.Path)
+	}
+	return f, nil
 }

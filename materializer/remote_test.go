@@ -203,7 +203,7 @@ func TestMaterializeSkipsFailingTile(t *testing.T) {
 		t.Fatal(err)
 	}
 	tile := cat.Years[0].Zones[0].Placements[0].Tile
-	rel, err := filepath.Rel(root, tile.Embeddings)
+	rel, err := filepath.Rel(root, tile.EmbeddingsPath())
 	if err != nil {
 		t.Fatal(err)
 	}

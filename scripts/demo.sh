@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The demo behind `make demo`: synthesise tiles, look before building, mount
 # the virtual store and read it with xarray, watch the cache fill, unmount,
-# then materialize the same tree with its STAC catalog and render a quicklook.
+# materialize the same tree with its STAC catalog, serve it over HTTP and
+# read it back, read the tiles themselves over HTTP (nginx on loopback, when
+# installed), plan a partitioned run, and render quicklooks.
 #
 #   scripts/demo.sh BIN PYTHON DIR
 #
-# Everything lands in DIR (tiles/, cache/, mnt/, out/, quicklook*.png).
+# Everything lands in DIR (tiles/, cache/, mnt/, out/, out-http/, *.log,
+# quicklook*.png). Servers listen on 127.0.0.1 only, on free ports, and are
+# stopped when the script exits.
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
@@ -18,16 +22,59 @@ case $py in /*) ;; */*) py=$PWD/$py ;; esac
 year=2024
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+# tfs runs the binary and shows it as `tesserafs …`, as a user would type it.
+tfs() { printf '$ tesserafs %s\n' "$*"; "$bin" "$@"; }
+
+# wait_for PATTERN LOG PID: until LOG holds PATTERN (up to 60 s); 1 if PID exits first.
+wait_for() {
+  local pattern=$1 log=$2 pid=$3
+  for _ in $(seq 1 600); do
+    grep -qs "$pattern" "$log" && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "demo: no \"$pattern\" in $log after 60 s:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+# stop PID: SIGTERM, then SIGKILL after 10 s; waits for it.
+stop() {
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+serve_pid= nginx_pid= mounted=
+cleanup() {
+  stop "$serve_pid"
+  stop "$nginx_pid"
+  if [ -n "$mounted" ]; then tfs_unmount "$dir/mnt"; fi
+}
+trap cleanup EXIT
+
+# reachable URL: whether URL answers 200 (Python's urllib: curl may be absent).
+reachable() {
+  "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1" 2>/dev/null
+}
+
+# free_port prints a free TCP port on 127.0.0.1.
+free_port() {
+  "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 rm -rf "$dir"
 mkdir -p "$dir"
 cd "$dir"
 
 step "synthesise source tiles (deterministic; values are a known function of position)"
-run "$bin" synth --out tiles --year $year --preset demo
+tfs synth --out tiles --year $year --preset demo
 
 step "inspect: what would be built, before building anything"
-run "$bin" inspect --tiles tiles
+tfs inspect --tiles tiles
 
 step "mount the virtual store"
 mkdir -p mnt
@@ -36,11 +83,11 @@ if [ ! -e /dev/fuse ]; then
 else
   # shellcheck source=mount-lib.sh
   . "$here/mount-lib.sh"
-  trap 'tfs_unmount "$dir/mnt"' EXIT
+  mounted=1
+  printf '$ tesserafs mount --tiles tiles --cache cache --cache-size 2GiB mnt &\n'
   tfs_mount "$bin" mount.log "$dir/mnt" --tiles tiles --cache cache --cache-size 2GiB || exit 1
   cat mount.log
   run ls mnt "mnt/$year.zarr"
-  run "$bin" cache stats --cache cache
 
   step "open a zone with xarray, through the mount (shards are generated on first read)"
   zone=$(ls "mnt/$year.zarr" | grep -m1 '^utm')
@@ -68,26 +115,131 @@ print("mean dequantised vector, bands 0-7:", np.round(np.nanmean(vec[land], axis
 PY
 
   step "the cache filled while reading"
-  run "$bin" cache stats --cache cache
+  tfs cache stats --cache cache
 
   step "unmount (Ctrl-C or SIGINT/SIGTERM unmounts cleanly)"
+  printf '$ kill -INT %%1      # or Ctrl-C, or fusermount3 -u mnt\n'
   tfs_unmount "$dir/mnt"
-  trap - EXIT
-  tail -n 2 mount.log
+  mounted=
+  tail -n 1 mount.log
 fi
 
 step "materialize the same tree, with its STAC catalog, to disk"
-run "$bin" materialize --tiles tiles --out out
+tfs materialize --tiles tiles --out out
 run ls out
-run find out -maxdepth 3 -name '*.json' -path '*geotessera*'
+printf "$ find out/geotessera-%s -name '*.json'\n" $year
+find "out/geotessera-$year" -name '*.json' | sort
 item=$(find out -name 'utm*.json' -path '*geotessera*' | sort | head -n1)
-run head -c 800 "$item"
-echo
+printf '$ python  # the STAC item %s, in brief\n' "$item"
+"$py" - "$item" <<'PY'
+import json, sys
+it = json.load(open(sys.argv[1]))
+p = it["properties"]
+print("id", it["id"], "bbox", [round(v, 3) for v in it["bbox"]], p["proj:code"],
+      f'{p["grid_width"]} x {p["grid_height"]} px')
+for k, a in it["assets"].items():
+    print(f"  asset {k}: {a['href']}")
+PY
+
+step "serve the same tree over HTTP (the map viewer is at /)"
+printf '$ tesserafs serve --tiles tiles --cache cache --addr 127.0.0.1:0 &\n'
+"$bin" serve --tiles tiles --cache cache --addr 127.0.0.1:0 >serve.log 2>serve.err &
+serve_pid=$!
+wait_for 'tesserafs: serving http' serve.log "$serve_pid" || exit 1
+cat serve.log
+url=$(grep -o -m1 'http://[^ ]*/' serve.log)
+key="$year.zarr/utm30/embeddings/c/0/0/0"
+if command -v curl >/dev/null; then
+  printf "$ curl -s -D - -o /dev/null -H 'Range: bytes=-65540' %s%s\n" "$url" "$key"
+  curl -s -D - -o /dev/null -H 'Range: bytes=-65540' "$url$key" | tr -d '\r' | grep -v '^Date:'
+else
+  echo "demo: curl is not installed: skipping the range request" >&2
+fi
+printf '$ python  # xarray.open_zarr("%s%s.zarr", group="utm30"), compared with out/\n' "$url" "$year"
+"$py" - "$url$year.zarr" "out/$year.zarr" <<'PY'
+import sys
+import numpy as np
+import xarray as xr
+
+http = xr.open_zarr(sys.argv[1], group="utm30", consolidated=True)
+disk = xr.open_zarr(sys.argv[2], group="utm30", consolidated=True)
+win = dict(northing=slice(0, 256), easting=slice(0, 256))
+a = http.embeddings.isel(win).values
+b = disk.embeddings.isel(win).values
+print(f"read {a.shape} {a.dtype} over HTTP:",
+      "equal to the materialized store" if np.array_equal(a, b) else "DIFFERENT from the materialized store")
+PY
+echo "the map viewer: open $url in a browser while serve runs"
+echo "  (from another machine: ssh -L 8080:127.0.0.1:8080 host, with serve on its default 127.0.0.1:8080)"
+printf '$ kill -TERM %%1      # or Ctrl-C\n'
+stop "$serve_pid"
+serve_pid=
+cat serve.log | tail -n 1
+
+step "read the tiles over HTTP: nginx on loopback serves tiles/, materialize fetches only the byte ranges it needs"
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  echo "demo: nginx is not installed: skipping remote tiles" >&2
+else
+  ngx=$(command -v nginx || echo /usr/sbin/nginx)
+  port=$(free_port)
+  mkdir -p nginx
+  user=""
+  [ "$(id -u)" = 0 ] && user="user root;"
+  cat >nginx/nginx.conf <<EOF
+$user
+daemon off;
+worker_processes 1;
+error_log $dir/nginx/error.log warn;
+pid $dir/nginx/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log $dir/nginx/access.log;
+  client_body_temp_path $dir/nginx/body;
+  proxy_temp_path $dir/nginx/proxy;
+  fastcgi_temp_path $dir/nginx/fastcgi;
+  uwsgi_temp_path $dir/nginx/uwsgi;
+  scgi_temp_path $dir/nginx/scgi;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$port;
+    location /v1/ { alias $dir/tiles/; }
+  }
+}
+EOF
+  "$ngx" -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" >nginx/stdout.log 2>&1 &
+  nginx_pid=$!
+  root="http://127.0.0.1:$port/v1/"
+  for _ in $(seq 1 100); do
+    reachable "${root}registry.parquet" && break
+    kill -0 "$nginx_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! reachable "${root}registry.parquet"; then
+    echo "demo: nginx did not start: skipping remote tiles" >&2
+    cat nginx/error.log nginx/stdout.log >&2 || true
+    stop "$nginx_pid"
+    nginx_pid=
+  else
+    echo "(nginx serves $dir/tiles at $root)"
+    : >nginx/access.log
+    tfs materialize --tiles "$root" --out out-http
+    printf '$ diff -r out out-http && echo identical\n'
+    diff -r out out-http && echo identical
+    gets=$(wc -l <nginx/access.log)
+    ranged=$(grep -c '" 206 ' nginx/access.log || true)
+    echo "nginx answered $gets requests ($ranged of them ranged)"
+    stop "$nginx_pid"
+    nginx_pid=
+  fi
+fi
+
+step "plan a partitioned run (each partition is one machine's share; see docs/scale-out.md)"
+tfs plan --tiles tiles --partitions 2
 
 step "quicklooks from global_rgb and a zone's rgb"
-run "$bin" preview --tiles tiles --level 0 --out quicklook.png
+tfs preview --tiles tiles --out quicklook.png
 z=$(ls "out/$year.zarr" | grep -m1 '^utm' | sed 's/utm//')
-run "$bin" preview --tiles tiles --zone "$z" --level 1 --out "quicklook-utm$z.png"
+tfs preview --tiles tiles --zone "$z" --level 1 --out "quicklook-utm$z.png"
 run du -sh out cache tiles
 echo
 echo "demo: all in $dir"

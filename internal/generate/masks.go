@@ -77,23 +77,24 @@ func (e fetchError) Unwrap() error { return e.err }
 // error (the shards that need it fail, and a later read tries again)
 // rather than "all land".
 func (m *Masks) MaskErr(t *index.Tile) ([]uint8, error) {
-	if t.Landmask == "" {
+	path := t.LandmaskPath()
+	if path == "" {
 		return nil, nil
 	}
 	m.mu.Lock()
-	if el, ok := m.byKey[t.Landmask]; ok {
+	if el, ok := m.byKey[path]; ok {
 		m.lru.MoveToFront(el)
 		e := el.Value.(*maskEntry)
 		m.mu.Unlock()
 		<-e.ready
 		return e.pix, e.err
 	}
-	e := &maskEntry{path: t.Landmask, ready: make(chan struct{})}
+	e := &maskEntry{path: path, ready: make(chan struct{})}
 	el := m.lru.PushFront(e)
-	m.byKey[t.Landmask] = el
+	m.byKey[path] = el
 	m.mu.Unlock()
 
-	pix, err := m.read(t)
+	pix, err := m.read(t, path)
 	if err != nil {
 		pix = nil
 	}
@@ -103,7 +104,7 @@ func (m *Masks) MaskErr(t *index.Tile) ([]uint8, error) {
 		close(e.ready)
 		m.mu.Lock()
 		m.lru.Remove(el)
-		delete(m.byKey, t.Landmask)
+		delete(m.byKey, path)
 		m.mu.Unlock()
 		return nil, e.err
 	}
@@ -112,9 +113,9 @@ func (m *Masks) MaskErr(t *index.Tile) ([]uint8, error) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err != nil && !m.warned[t.Landmask] {
-		m.warned[t.Landmask] = true
-		m.warn(index.Problem{Path: t.Landmask, Reason: fmt.Sprintf("unreadable landmask, tile %s treated as all land: %v", t.Coord, err)})
+	if err != nil && !m.warned[path] {
+		m.warned[path] = true
+		m.warn(index.Problem{Path: path, Reason: fmt.Sprintf("unreadable landmask, tile %s treated as all land: %v", t.Coord, err)})
 	}
 	m.used += int64(len(pix))
 	for m.used > m.budget && m.lru.Len() > 1 {
@@ -133,23 +134,23 @@ func (m *Masks) MaskErr(t *index.Tile) ([]uint8, error) {
 }
 
 // read decodes t's landmask from the source.
-func (m *Masks) read(t *index.Tile) ([]uint8, error) {
+func (m *Masks) read(t *index.Tile, path string) ([]uint8, error) {
 	if _, local := m.src.(index.DirSource); local {
-		return landmask.Read(t.Landmask, t.W, t.H)
+		return landmask.Read(path, t.W, t.H)
 	}
 	ctx := context.Background()
-	want := index.FileStamp{Path: t.Landmask, Size: -1}
+	want := index.FileStamp{Path: path, Size: -1}
 	for _, s := range t.Inputs {
-		if s.Path == t.Landmask {
+		if s.Path == path {
 			want = s
 		}
 	}
 	var f index.SourceFile
 	var err error
 	if want.Size < 0 {
-		f, err = m.src.Open(ctx, t.Landmask)
+		f, err = m.src.Open(ctx, path)
 	} else {
-		f, err = openStamp(ctx, m.src, want)
+		f, err = index.OpenStamp(ctx, m.src, want)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("landmask: %w", err)
@@ -161,11 +162,11 @@ func (m *Masks) read(t *index.Tile) ([]uint8, error) {
 	// One read of the whole file: one request, and the sha256 check.
 	buf := make([]byte, f.Stamp().Size)
 	if n, err := f.ReadAt(buf, 0); n < len(buf) {
-		return nil, fetchError{fmt.Errorf("landmask %s: %w", t.Landmask, err)}
+		return nil, fetchError{fmt.Errorf("landmask %s: %w", path, err)}
 	}
 	pix, err := landmask.Decode(bytes.NewReader(buf), t.W, t.H)
 	if err != nil {
-		return nil, fmt.Errorf("landmask %s: %w", t.Landmask, err)
+		return nil, fmt.Errorf("landmask %s: %w", path, err)
 	}
 	return pix, nil
 }

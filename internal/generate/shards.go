@@ -99,7 +99,7 @@ func TileInputs(ps []index.Placement) []index.FileStamp {
 	var in []index.FileStamp
 	for _, t := range tiles {
 		if err := t.Check(context.Background()); err != nil {
-			in = append(in, index.FileStamp{Path: t.Embeddings, Size: -1})
+			in = append(in, index.FileStamp{Path: t.EmbeddingsPath(), Size: -1})
 			continue
 		}
 		in = append(in, t.Inputs...)
@@ -129,7 +129,7 @@ func (w *Worker) openChecked(ctx context.Context, t *index.Tile, path string) (*
 	if want.Size < 0 {
 		sf, err = w.src.Open(ctx, path)
 	} else {
-		sf, err = openStamp(ctx, w.src, want)
+		sf, err = index.OpenStamp(ctx, w.src, want)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("tile %s: %w", t.Coord, err)
@@ -148,27 +148,6 @@ func (w *Worker) openChecked(ctx context.Context, t *index.Tile, path string) (*
 // (a remote file: one request per contiguous run of missing blocks).
 type prefetcher interface {
 	Prefetch(off, n int64) error
-}
-
-// stampOpener is a Source that checks a file against its indexed stamp
-// itself (internal/source's remote roots, on the first read).
-type stampOpener interface {
-	OpenStamp(ctx context.Context, want index.FileStamp) (index.SourceFile, error)
-}
-
-func openStamp(ctx context.Context, src index.Source, want index.FileStamp) (index.SourceFile, error) {
-	if so, ok := src.(stampOpener); ok {
-		return so.OpenStamp(ctx, want)
-	}
-	f, err := src.Open(ctx, want.Path)
-	if err != nil {
-		return nil, err
-	}
-	if got := f.Stamp(); got.Size != want.Size || !got.ModTime.Equal(want.ModTime) {
-		f.Close()
-		return nil, fmt.Errorf("%s changed since the tiles were indexed (restart to re-index)", want.Path)
-	}
-	return f, nil
 }
 
 // openWindows opens the file of every window (embeddings or scales, as
@@ -258,7 +237,7 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 	clear(w.emb)
 	sr, sc := i*ShardSize, j*ShardSize
 	const px = Bands // bytes per pixel
-	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.Embeddings }, func(*index.Tile) int64 { return px })
+	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.EmbeddingsPath() }, func(*index.Tile) int64 { return px })
 	if err != nil {
 		return err
 	}
@@ -273,7 +252,7 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 			if _, err := f.ReadAt(dst, off); err != nil {
 				f.Close()
 				closeFiles(files)
-				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Embeddings, err)
+				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.EmbeddingsPath(), err)
 			}
 		}
 		f.Close()
@@ -357,7 +336,7 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 		w.scales[k] = nan
 	}
 	sr, sc := i*ShardSize, j*ShardSize
-	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.Scales },
+	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.ScalesPath() },
 		func(t *index.Tile) int64 { return int64(max(t.ScalesBands, 1)) * 4 })
 	if err != nil {
 		return err
@@ -382,7 +361,7 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 			if _, err := f.ReadAt(row, off); err != nil {
 				f.Close()
 				closeFiles(files)
-				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.Scales, err)
+				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.ScalesPath(), err)
 			}
 			dst := w.scales[(r-sr)*ShardSize+(win.c0-sc):][:n]
 			for x := range n {

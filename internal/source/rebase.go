@@ -27,20 +27,17 @@ func Rebase(cat *index.Catalogue, src index.Source) error {
 		}
 		return src.Path(filepath.ToSlash(rel)), nil
 	}
+	seen := map[*index.Tile]bool{}
 	for _, y := range cat.Years {
 		for _, z := range y.Zones {
 			for _, p := range z.Placements {
 				t := p.Tile
-				if strings.HasPrefix(t.Embeddings, src.String()) {
-					continue // a tile shared by zones or placements, done
+				if seen[t] || len(t.Inputs) == 0 {
+					continue // a tile shared by zones or placements, or not checked yet
 				}
-				var err error
-				for _, f := range []*string{&t.Embeddings, &t.Scales, &t.Landmask} {
-					if *f, err = move(*f); err != nil {
-						return err
-					}
-				}
+				seen[t] = true
 				for i := range t.Inputs {
+					var err error
 					if t.Inputs[i].Path, err = move(t.Inputs[i].Path); err != nil {
 						return err
 					}
@@ -48,6 +45,6 @@ func Rebase(cat *index.Catalogue, src index.Source) error {
 			}
 		}
 	}
-	cat.Root, cat.Source = src.String(), src
+	cat.SetSource(src) // the tiles' own names follow the catalogue's source
 	return nil
 }

@@ -54,7 +54,7 @@ func readAll(ctx context.Context, src index.Source, root, rel string, rng *rand.
 	}
 	var f index.SourceFile
 	if name := src.Path(filepath.ToSlash(rel)); indexed {
-		f, err = OpenStamp(ctx, src, index.FileStamp{Path: name, Size: int64(len(want))})
+		f, err = index.OpenStamp(ctx, src, index.FileStamp{Path: name, Size: int64(len(want))})
 	} else {
 		f, err = src.Open(ctx, name)
 	}

@@ -195,28 +195,3 @@ func StatsOf(src index.Source) (Stats, bool) {
 	}
 	return r.Stats(), true
 }
-
-// stampOpener is a Source that can open a file against the stamp it was
-// indexed with, checking it on the first read instead of asking first.
-type stampOpener interface {
-	OpenStamp(ctx context.Context, want index.FileStamp) (index.SourceFile, error)
-}
-
-// OpenStamp opens want.Path from src and checks that it is still the file
-// described by want: same size, and same ETag (remote) or modification
-// time (local). A remote file is checked on its first read, at no extra
-// round trip; a local one at once.
-func OpenStamp(ctx context.Context, src index.Source, want index.FileStamp) (index.SourceFile, error) {
-	if so, ok := src.(stampOpener); ok {
-		return so.OpenStamp(ctx, want)
-	}
-	f, err := src.Open(ctx, want.Path)
-	if err != nil {
-		return nil, err
-	}
-	if got := f.Stamp(); got.Size != want.Size || !got.ModTime.Equal(want.ModTime) {
-		f.Close()
-		return nil, fmt.Errorf("%s changed since the tiles were indexed (restart to re-index)", want.Path)
-	}
-	return f, nil
-}

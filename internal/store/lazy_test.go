@@ -74,11 +74,11 @@ func TestLazyTiles(t *testing.T) {
 			}
 		}
 	}
-	fi, err := os.Stat(bad.Scales)
+	fi, err := os.Stat(bad.ScalesPath())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(bad.Scales, fi.Size()-4); err != nil {
+	if err := os.Truncate(bad.ScalesPath(), fi.Size()-4); err != nil {
 		t.Fatal(err)
 	}
 	lazy := open(true)
@@ -88,7 +88,7 @@ func TestLazyTiles(t *testing.T) {
 		got, err := lazy.Get(ctx, key)
 		if touching[key] {
 			var te *index.TileError
-			if !errors.As(err, &te) || te.Path != bad.Scales || !strings.Contains(err.Error(), "truncated") {
+			if !errors.As(err, &te) || te.Path != bad.ScalesPath() || !strings.Contains(err.Error(), "truncated") {
 				t.Errorf("%s: touches the bad tile, err = %v", key, err)
 			}
 			failed++
@@ -108,7 +108,7 @@ func TestLazyTiles(t *testing.T) {
 	if g := lazy.Stats().Generated; g != 0 {
 		t.Errorf("lazy store generated %d chunks the eager one had cached: fingerprints differ", g)
 	}
-	if late := lazy.Catalogue().LateProblems(); len(late) != 1 || late[0].Path != bad.Scales {
+	if late := lazy.Catalogue().LateProblems(); len(late) != 1 || late[0].Path != bad.ScalesPath() {
 		t.Errorf("late problems: %v", late)
 	}
 }

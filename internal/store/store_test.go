@@ -392,11 +392,11 @@ func TestTileChangedAfterIndexing(t *testing.T) {
 	key := fmt.Sprintf("%d.zarr/utm%02d/embeddings/c/%d/%d/0", year, z.Zone,
 		p.Row/generate.ShardSize, p.Col/generate.ShardSize)
 	later := time.Now().Add(time.Hour)
-	if err := os.Chtimes(tl.Embeddings, later, later); err != nil {
+	if err := os.Chtimes(tl.EmbeddingsPath(), later, later); err != nil {
 		t.Fatal(err)
 	}
 	_, err := st.Get(ctx, key)
-	if err == nil || !strings.Contains(err.Error(), tl.Embeddings) || !strings.Contains(err.Error(), "changed since") {
-		t.Fatalf("Get(%s) after %s changed: err = %v, want an error naming the file", key, tl.Embeddings, err)
+	if err == nil || !strings.Contains(err.Error(), tl.EmbeddingsPath()) || !strings.Contains(err.Error(), "changed since") {
+		t.Fatalf("Get(%s) after %s changed: err = %v, want an error naming the file", key, tl.EmbeddingsPath(), err)
 	}
 }
