@@ -2,11 +2,14 @@ package materializer_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +39,31 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		c.puts.Add(1)
 	}
 	return c.rt.RoundTrip(r)
+}
+
+// selfCPU is this process's user and system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is process pid's user and system CPU time, from /proc (0 if
+// unreadable).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ
 }
 
 // BenchmarkPartitions measures partitioned materialization into a real S3
@@ -135,16 +163,32 @@ func BenchmarkPartitions(b *testing.B) {
 		}
 		return time.Since(start)
 	}
+	// cpu runs fn and returns the CPU time it took in this process and
+	// in the server's.
+	cpu := func(fn func()) (self, server time.Duration) {
+		s0, v0 := selfCPU(), procCPU(srv.Pid)
+		fn()
+		return selfCPU() - s0, procCPU(srv.Pid) - v0
+	}
 	var one, two, toS3, toDir time.Duration
+	var cpu1, cpu2, srv1, srv2 time.Duration
 	var puts, reqs, keys, bytes int64
 	for range b.N {
 		ct.puts.Store(0)
 		ct.all.Store(0)
-		d, sum := partitions(1)
-		one += d
+		var sum materializer.Summary
+		c, v := cpu(func() {
+			var d time.Duration
+			d, sum = partitions(1)
+			one += d
+		})
+		cpu1, srv1 = cpu1+c, srv1+v
 		puts, reqs, keys, bytes = ct.puts.Load(), ct.all.Load(), sum.Written, sum.Bytes
-		d, _ = partitions(2)
-		two += d
+		c, v = cpu(func() {
+			d, _ := partitions(2)
+			two += d
+		})
+		cpu2, srv2 = cpu2+c, srv2+v
 		toS3 += whole(newSink())
 		dir := b.TempDir()
 		toDir += whole(materializer.NewDirSink(dir))
@@ -159,4 +203,10 @@ func BenchmarkPartitions(b *testing.B) {
 	b.ReportMetric(float64(bytes)/float64(keys)/(1<<20), "MiB/key")
 	b.ReportMetric(float64(keys), "data-keys")
 	b.ReportMetric(toDir.Seconds()/toS3.Seconds(), "x-s3-vs-dir")
+	// CPU per data key, of this process and of the server: equal for one
+	// and two partitions when no work is done twice.
+	b.ReportMetric(cpu1.Seconds()*1e3/n/float64(keys), "cpu-ms/key-1part")
+	b.ReportMetric(cpu2.Seconds()*1e3/n/float64(keys), "cpu-ms/key-2parts")
+	b.ReportMetric(srv1.Seconds()*1e3/n/float64(keys), "server-cpu-ms/key-1part")
+	b.ReportMetric(srv2.Seconds()*1e3/n/float64(keys), "server-cpu-ms/key-2parts")
 }

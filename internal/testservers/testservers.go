@@ -203,6 +203,8 @@ type S3 struct {
 	Region    string
 	// Dir is the POSIX directory that holds the buckets (bucket = subdirectory).
 	Dir string
+	// Pid is the server's process id (for benchmarks that account its CPU).
+	Pid int
 }
 
 // Env is the standard AWS environment that points a client at the server.
@@ -262,10 +264,11 @@ func Versity(t testing.TB) *S3 {
 		t.Fatal(err)
 	}
 	s := &S3{AccessKey: "tfs" + randHex(8), SecretKey: randHex(20), Region: "us-east-1", Dir: data}
-	port, _ := start(t, "versitygw", dir, func(port int) []string {
+	port, srv := start(t, "versitygw", dir, func(port int) []string {
 		return []string{bin, "--access", s.AccessKey, "--secret", s.SecretKey,
 			"--region", s.Region, "--port", fmt.Sprintf("127.0.0.1:%d", port), "posix", data}
 	})
+	s.Pid = srv.cmd.Process.Pid
 	s.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
 	return s
 }
