@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -72,7 +73,9 @@ var subcommands []func() *cobra.Command
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startCPUProfile(os.Getenv("TESSERAFS_CPUPROFILE"))
 	err := newRootCmd().ExecuteContext(ctx)
+	stopProfile()
 	stop()
 	if err == nil {
 		return
@@ -87,4 +90,25 @@ func main() {
 		os.Exit(2)
 	}
 	os.Exit(1)
+}
+
+// startCPUProfile writes a CPU profile of the command to path, if set (the
+// environment variable TESSERAFS_CPUPROFILE, for measuring one phase of
+// one partition as a worker machine runs it), and returns its stop.
+func startCPUProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tesserafs: cpu profile %s: %v\n", path, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
