@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,44 +117,48 @@ func BenchmarkPartitions(b *testing.B) {
 		return &materializer.S3Sink{Client: client, Loc: s3conf.Location{Bucket: bucket, Prefix: "out/"}}
 	}
 	// partitions runs the data phases of n concurrent partitions, one
-	// worker each, and returns the wall time and what was written.
+	// worker each, and returns the wall time and what was written. As
+	// under Slurm or Kubernetes (one array or Job per phase, each after
+	// the one before), a phase starts once every partition has finished
+	// the previous one: a partition that ran ahead would find the keys it
+	// depends on missing and build them again. phaseWall and phaseCPU
+	// (this process) are added to per phase.
+	phaseWall := map[string]time.Duration{}
+	phaseCPU := map[string]time.Duration{}
 	partitions := func(n int) (time.Duration, materializer.Summary) {
 		sink := newSink()
-		var wg sync.WaitGroup
 		var mu sync.Mutex
 		var total materializer.Summary
 		start := time.Now()
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				part := materializer.Partition{I: i, N: n}
-				if n == 1 {
-					part = materializer.Partition{I: 0, N: 1}
-				}
-				opts := materializer.Options{Workers: 1, Partition: part}
-				var err error
-				var sum materializer.Summary
-				for _, ph := range materializer.DataPhases {
-					opts.Phase = ph
-					s, e := materializer.RunTo(ctx, newStore(1, sink), sink, opts)
-					if e != nil {
-						err = e
-						break
+		for _, ph := range materializer.DataPhases {
+			t0, c0 := time.Now(), selfCPU()
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					opts := materializer.Options{Workers: 1, Partition: materializer.Partition{I: i, N: n}, Phase: ph}
+					var s materializer.Summary
+					var err error
+					// Labelled for -cpuprofile: pprof -tagfocus parts=n2 -tagfocus phase=zones.
+					pprof.Do(ctx, pprof.Labels("parts", fmt.Sprint("n", n), "phase", ph), func(ctx context.Context) {
+						s, err = materializer.RunTo(ctx, newStore(1, sink), sink, opts)
+					})
+					if err != nil {
+						b.Error(err)
+						return
 					}
-					sum.Written += s.Written
-					sum.Bytes += s.Bytes
-				}
-				if err != nil {
-					b.Error(err)
-				}
-				mu.Lock()
-				total.Written += sum.Written
-				total.Bytes += sum.Bytes
-				mu.Unlock()
-			}()
+					if testing.Verbose() {
+						b.Logf("%d/%d %-8s wall %6.2fs keys %d", i, n, ph, s.Elapsed.Seconds(), s.Written)
+					}
+					mu.Lock()
+					total.Written += s.Written
+					total.Bytes += s.Bytes
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			phaseWall[fmt.Sprint(n, ph)] += time.Since(t0)
+			phaseCPU[fmt.Sprint(n, ph)] += selfCPU() - c0
 		}
-		wg.Wait()
 		return time.Since(start), total
 	}
 	whole := func(sink materializer.Sink) time.Duration {
@@ -209,4 +214,10 @@ func BenchmarkPartitions(b *testing.B) {
 	b.ReportMetric(cpu2.Seconds()*1e3/n/float64(keys), "cpu-ms/key-2parts")
 	b.ReportMetric(srv1.Seconds()*1e3/n/float64(keys), "server-cpu-ms/key-1part")
 	b.ReportMetric(srv2.Seconds()*1e3/n/float64(keys), "server-cpu-ms/key-2parts")
+	for _, ph := range materializer.DataPhases {
+		for _, parts := range []int{1, 2} {
+			k := fmt.Sprint(parts, ph)
+			b.Logf("phase %-8s %d partition(s): wall %6.2fs  cpu %6.2fs", ph, parts, phaseWall[k].Seconds()/n, phaseCPU[k].Seconds()/n)
+		}
+	}
 }

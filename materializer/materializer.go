@@ -296,8 +296,14 @@ func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summa
 		return sum, fmt.Errorf("%s: %w (%d files left out)", sink, ErrIncomplete, sum.Failed)
 	}
 	if finished && claimed {
-		// Complete: the state goes (a run killed before that finds every
-		// key written, writes nothing and succeeds).
+		// Complete: the stretch records and then the state go (a run
+		// killed before that finds every key written, writes nothing
+		// and succeeds).
+		for _, k := range st.StretchRecords() {
+			if err := sink.Delete(ctx, k); err != nil {
+				return Summary{}, err
+			}
+		}
 		if err := sink.Delete(ctx, stateName); err != nil {
 			return Summary{}, err
 		}

@@ -2,7 +2,11 @@ package materializer
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
+
+	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // OutputCache is the read-through source (store.Options.ReadThrough) of a
@@ -27,6 +31,7 @@ type OutputCache struct {
 	mu  sync.RWMutex // guards the fields below
 	ctx context.Context
 	has func(key string) bool // nil: not armed
+	run Sink                  // the armed run's sink (its temporary files are its own)
 }
 
 // NewOutputCache returns the read-through source for runs writing to sink.
@@ -39,10 +44,11 @@ func (c *OutputCache) armed() (context.Context, func(string) bool, bool) {
 	return c.ctx, c.has, c.has != nil
 }
 
-// Get implements store.Cache.
+// Get implements store.Cache. A stretch record (store.StretchRecords),
+// which listings leave out, is asked for without consulting them.
 func (c *OutputCache) Get(key string, _ []byte) ([]byte, bool) {
 	ctx, has, ok := c.armed()
-	if !ok || !has(key) {
+	if !ok || !(has(key) || strings.HasPrefix(key, store.StretchRecordPrefix)) {
 		return nil, false
 	}
 	b, ok, err := c.sink.Get(ctx, key)
@@ -62,8 +68,24 @@ func (c *OutputCache) Size(key string, _ []byte) (int64, bool) {
 	return 0, false
 }
 
-// Put implements store.Cache: the materializer writes keys itself.
-func (*OutputCache) Put(string, []byte, []byte) {}
+// Put implements store.Cache: the materializer writes the store's keys
+// itself; Put writes only a stretch record (written once; a failure costs
+// the other partitions a recomputation, not a wrong byte).
+func (c *OutputCache) Put(key string, _ []byte, data []byte) {
+	ctx, _, ok := c.armed()
+	if !ok || !strings.HasPrefix(key, store.StretchRecordPrefix) {
+		return
+	}
+	c.mu.RLock()
+	run := c.run
+	c.mu.RUnlock()
+	if run == nil {
+		return
+	}
+	if _, err := run.Put(ctx, key, data); err != nil {
+		slog.Debug("stretch record not written", "key", key, "out", c.sink.String(), "err", err)
+	}
+}
 
 // arm lets c serve the keys of sink that has reports present, with ctx
 // for its requests, once a run has claimed sink for the store's inputs; a
@@ -74,7 +96,7 @@ func (c *OutputCache) arm(ctx context.Context, sink Sink, has func(string) bool)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ctx, c.has = ctx, has
+	c.ctx, c.has, c.run = ctx, has, sink
 	return true
 }
 
@@ -82,5 +104,5 @@ func (c *OutputCache) arm(ctx context.Context, sink Sink, has func(string) bool)
 func (c *OutputCache) disarm() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ctx, c.has = nil, nil
+	c.ctx, c.has, c.run = nil, nil, nil
 }

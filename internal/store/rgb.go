@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"sync"
@@ -53,6 +54,39 @@ func stretchCacheKey(k stretchKey) string {
 	return fmt.Sprintf("%d.zarr/%s/rgb/.stretch", k.year, generate.ZoneGroupName(k.zone))
 }
 
+// StretchRecordPrefix starts the name of a stretch's record in a
+// materializer's output (see StretchRecords): bookkeeping, not a key of
+// the tree, so a sink's listing leaves it out.
+const StretchRecordPrefix = ".tesserafs-stretch-"
+
+// stretchRecordKey is the ReadThrough key of a stretch's record: one flat
+// name at the output's root, so that removing it leaves no directory.
+func stretchRecordKey(k stretchKey) string {
+	if k.zone == 0 {
+		return fmt.Sprintf("%s%d.json", StretchRecordPrefix, k.year)
+	}
+	return fmt.Sprintf("%s%d-%s.json", StretchRecordPrefix, k.year, generate.ZoneGroupName(k.zone))
+}
+
+// StretchRecords lists the ReadThrough keys under which the store's
+// stretches may be recorded: a run that computes a stretch records it
+// there (ReadThrough.Put), so that the other partitions of a partitioned
+// run read it (ReadThrough.Get) instead of reading the zone's sample
+// again. The materializer removes them when the output is finished.
+func (s *Store) StretchRecords() []string {
+	seen := map[stretchKey]bool{}
+	var keys []string
+	for _, y := range s.cat.Years {
+		for _, z := range y.Zones {
+			if _, k := s.stretchZones(z); !seen[k] {
+				seen[k] = true
+				keys = append(keys, stretchRecordKey(k))
+			}
+		}
+	}
+	return keys
+}
+
 // stretchInputs lists what z's stretch is computed from.
 func (s *Store) stretchInputs(z *index.ZoneGrid) []index.FileStamp {
 	zones, _ := s.stretchZones(z)
@@ -96,6 +130,19 @@ func (s *Store) computeStretch(w *generate.Worker, zones []*index.ZoneGrid, key 
 			}
 		}
 	}
+	// A record in the output, from another partition of the run: the
+	// ReadThrough serves only an output claimed for the store's inputs.
+	rkey := stretchRecordKey(key)
+	rt := s.opts.ReadThrough
+	if rt != nil {
+		if b, ok := rt.Get(rkey, fp); ok {
+			if st, err := decodeStretchRecord(b); err == nil {
+				return st, nil
+			} else {
+				s.log.Warn("rgb stretch record unreadable; computing the stretch", "key", rkey, "err", err)
+			}
+		}
+	}
 	s.stretches.computed.Add(1)
 	st, err := generate.StretchFrom(len(sample), func(k int, vals []float32) ([]float32, error) {
 		zs := sample[k]
@@ -107,6 +154,41 @@ func (s *Store) computeStretch(w *generate.Worker, zones []*index.ZoneGrid, key 
 	s.log.Debug("rgb stretch", "key", ckey, "sample_shards", len(sample), "lo", st.Lo, "hi", st.Hi)
 	if c := s.opts.Cache; c != nil {
 		c.Put(ckey, fp, encodeStretch(st))
+	}
+	if rt != nil {
+		rt.Put(rkey, fp, encodeStretchRecord(st))
+	}
+	return st, nil
+}
+
+// stretchRecord is a stretch's record in the output: JSON, whose float32
+// numbers (shortest form that reads back to the same float32) round-trip
+// exactly.
+type stretchRecord struct {
+	Lo []float32 `json:"lo"`
+	Hi []float32 `json:"hi"`
+}
+
+func encodeStretchRecord(st generate.Stretch) []byte {
+	b, _ := json.Marshal(stretchRecord{Lo: st.Lo[:], Hi: st.Hi[:]})
+	return b
+}
+
+func decodeStretchRecord(b []byte) (generate.Stretch, error) {
+	var st generate.Stretch
+	var r stretchRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return st, err
+	}
+	if len(r.Lo) != generate.RGBBands || len(r.Hi) != generate.RGBBands {
+		return st, fmt.Errorf("want %d bands, have lo %d, hi %d", generate.RGBBands, len(r.Lo), len(r.Hi))
+	}
+	for k := range generate.RGBBands {
+		lo, hi := r.Lo[k], r.Hi[k]
+		if math.IsNaN(float64(lo)) || math.IsNaN(float64(hi)) || math.IsInf(float64(lo), 0) || math.IsInf(float64(hi), 0) || lo > hi {
+			return st, fmt.Errorf("band %d: bad range [%v, %v]", k, lo, hi)
+		}
+		st.Lo[k], st.Hi[k] = lo, hi
 	}
 	return st, nil
 }
