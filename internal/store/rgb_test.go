@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -306,5 +307,77 @@ func TestRGBStretchAttribute(t *testing.T) {
 	}
 	if n := st.StretchesComputed(); n != int64(len(zones)) {
 		t.Errorf("computed %d stretches for %d zones, want one each", n, len(zones))
+	}
+}
+
+// recordCache is a ReadThrough that keeps what is Put, as the
+// materializer's output keeps a stretch record.
+type recordCache struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (c *recordCache) Get(key string, _ []byte) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.m[key]
+	return b, ok
+}
+func (c *recordCache) Size(string, []byte) (int64, bool) { return 0, false }
+func (c *recordCache) Put(key string, _ []byte, b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[key] = b
+}
+
+// TestStretchRecord: a store records each stretch it computes in its
+// ReadThrough (under StretchRecords' keys), and another store with that
+// ReadThrough (another partition) uses the records instead of reading the
+// sample again; a record that does not parse is recomputed, not used.
+func TestStretchRecord(t *testing.T) {
+	rt := &recordCache{m: map[string][]byte{}}
+	a := openStore(t, store.Options{Workers: 1, ReadThrough: rt})
+	zones := a.Catalogue().Year(year).Zones
+	want := map[int]generate.Stretch{}
+	for _, z := range zones {
+		s, err := a.Stretch(z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[z.Zone] = s
+	}
+	keys := a.StretchRecords()
+	if len(rt.m) != len(zones) || len(keys) != len(zones) {
+		t.Fatalf("%d records, %d record keys, for %d zones", len(rt.m), len(keys), len(zones))
+	}
+	for _, k := range keys {
+		if _, ok := rt.m[k]; !ok || !strings.HasPrefix(k, store.StretchRecordPrefix) {
+			t.Errorf("record %s not written", k)
+		}
+	}
+
+	b := openStore(t, store.Options{Workers: 1, ReadThrough: rt})
+	for _, z := range zones {
+		if s, err := b.Stretch(z); err != nil || s != want[z.Zone] {
+			t.Errorf("zone %d from the record: %v %v, want %v", z.Zone, s, err, want[z.Zone])
+		}
+	}
+	if n := b.StretchesComputed(); n != 0 {
+		t.Errorf("computed %d stretches with every record present, want 0", n)
+	}
+
+	for _, bad := range []string{`{}`, `not json`, `{"lo":[1,2,3],"hi":[0,0,0]}`, `{"lo":[0,0],"hi":[1,1]}`} {
+		for _, k := range keys {
+			rt.m[k] = []byte(bad)
+		}
+		c := openStore(t, store.Options{Workers: 1, ReadThrough: rt})
+		for _, z := range zones {
+			if s, err := c.Stretch(z); err != nil || s != want[z.Zone] {
+				t.Errorf("record %s: zone %d: %v %v, want %v", bad, z.Zone, s, err, want[z.Zone])
+			}
+		}
+		if n := c.StretchesComputed(); n != int64(len(zones)) {
+			t.Errorf("record %s: computed %d stretches, want %d", bad, n, len(zones))
+		}
 	}
 }
