@@ -30,6 +30,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -229,6 +230,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.metrics.ServeHTTP(w, r)
 		return
 	}
+	// A cached chunk: found and sized by the cache alone, no listing.
+	if isChunk(key) && !dir {
+		if c, ok := h.st.OpenCached(key); ok {
+			h.serveCached(w, r, key, c)
+			return
+		}
+	}
 	isFile, exists, err := h.lookup(r.Context(), key)
 	if err != nil {
 		h.fail(w, key, err)
@@ -314,7 +322,9 @@ func (h *Handler) ETag(key string) string {
 	return `"` + hex.EncodeToString(s[:16]) + `"`
 }
 
-func (h *Handler) serveKey(w http.ResponseWriter, r *http.Request, key string) {
+// prelude sets the headers every answer of key carries, answers a
+// matching If-None-Match (done), and returns the Range header to honour.
+func (h *Handler) prelude(w http.ResponseWriter, r *http.Request, key string) (rangeHdr string, done bool) {
 	etag := h.ETag(key)
 	hdr := w.Header()
 	hdr.Set("ETag", etag)
@@ -330,50 +340,69 @@ func (h *Handler) serveKey(w http.ResponseWriter, r *http.Request, key string) {
 	hdr.Set("Accept-Ranges", "bytes")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
-		return
+		return "", true
 	}
-	rangeHdr := r.Header.Get("Range")
+	rangeHdr = r.Header.Get("Range")
 	if ir := r.Header.Get("If-Range"); ir != "" && ir != etag {
 		rangeHdr = "" // If-Range with another tag (or a date): the whole body
 	}
-	ctx := r.Context()
+	return rangeHdr, false
+}
 
-	// A cached chunk is sent from the cache's own bytes, no copy, no
-	// generation, no admission.
-	if isChunk(key) {
-		if _, release, ok := h.st.PinCached(key, 0, 0); ok {
-			release()
-			info, err := h.st.Stat(ctx, key)
-			if err == nil {
-				rg, kind := parseRange(rangeHdr, info.Size)
-				off, n := h.head(w, kind, rg, info.Size)
-				if n < 0 || r.Method == http.MethodHead {
-					return
-				}
-				if slices, release, ok := h.st.PinCached(key, off, int(n)); ok {
-					defer release()
-					h.hits.Add(1)
-					h.m.hits.Inc()
-					for _, s := range slices {
-						if _, err := w.Write(s); err != nil {
-							return
-						}
-					}
-					return
-				}
-				// Evicted between Stat and Pin (rare): the headers are
-				// out, so the bytes must be these; fetch them.
-				b, err := h.fetch(ctx, key)
-				if err != nil || int64(len(b)) != info.Size {
-					h.log.Error("chunk changed size while being served", "key", key, "err", err)
-					panic(http.ErrAbortHandler)
-				}
-				w.Write(b[off : off+n])
-				return
-			}
-		}
+// copyBufSize is the size of the pooled buffers a cached chunk is copied
+// through: a shard index or an inner chunk in one piece, a whole shard in
+// a few.
+const copyBufSize = 128 << 10
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// serveCached answers key, a chunk the cache holds (c), from the cache:
+// only the bytes asked for are read, through a pooled buffer, with no
+// generation and no admission, and nothing of the cache stays pinned while
+// the reply is written.
+func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, key string, c *store.CachedChunk) {
+	rangeHdr, done := h.prelude(w, r, key)
+	if done {
+		return
 	}
-	b, err := h.fetch(ctx, key)
+	rg, kind := parseRange(rangeHdr, c.Size)
+	off, n := h.head(w, kind, rg, c.Size)
+	if n < 0 || r.Method == http.MethodHead {
+		return
+	}
+	h.hits.Add(1)
+	h.m.hits.Inc()
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for n > 0 {
+		k := int(min(n, int64(len(buf))))
+		if got, ok := c.ReadAt(buf[:k], off); !ok || got != k {
+			// Evicted since OpenCached (rare): the headers are out, so
+			// the bytes must be these; fetch them.
+			b, err := h.fetch(r.Context(), key)
+			if err != nil || int64(len(b)) != c.Size {
+				h.log.Error("chunk changed size while being served", "key", key, "err", err)
+				panic(http.ErrAbortHandler)
+			}
+			w.Write(b[off : off+n])
+			return
+		}
+		if _, err := w.Write(buf[:k]); err != nil {
+			return
+		}
+		off, n = off+int64(k), n-int64(k)
+	}
+}
+
+// serveKey answers key, a file of the tree not in the cache, through the
+// store (admitted: see fetch).
+func (h *Handler) serveKey(w http.ResponseWriter, r *http.Request, key string) {
+	rangeHdr, done := h.prelude(w, r, key)
+	if done {
+		return
+	}
+	b, err := h.fetch(r.Context(), key)
 	if err != nil {
 		h.fail(w, key, err)
 		return
