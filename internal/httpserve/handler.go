@@ -55,9 +55,13 @@ type Options struct {
 	// file at its own path when no key of the store has that path. nil: a
 	// plain index page linking the year stores and the catalog.
 	Assets fs.FS
-	// Logger receives the access log (one Info record per request) and
-	// errors. Default slog.Default().
+	// Logger receives errors, and the access log unless AccessLog is set.
+	// Default slog.Default().
 	Logger *slog.Logger
+	// AccessLog receives the access log: one Info record per request.
+	// Default Logger. An AsyncHandler keeps its writing off the requests'
+	// path.
+	AccessLog *slog.Logger
 	// Registry receives the metrics served at /metrics. nil: a new one.
 	Registry *prometheus.Registry
 	// RetryAfter is the Retry-After of a 503, in seconds (default 1).
@@ -111,6 +115,9 @@ func New(st *store.Store, opts Options) *Handler {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.AccessLog == nil {
+		opts.AccessLog = opts.Logger
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 1
@@ -184,11 +191,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.bytes.Add(rec.bytes)
 	h.m.requests.WithLabelValues(r.Method, strconv.Itoa(rec.status)).Inc()
 	h.m.bytes.Add(float64(rec.bytes))
+	ctx := r.Context()
+	if !h.opts.AccessLog.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
 	target := r.RequestURI
 	if len(target) > 256 {
 		target = target[:256] + "…"
 	}
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "http",
+	h.opts.AccessLog.LogAttrs(ctx, slog.LevelInfo, "http",
 		slog.String("method", r.Method), slog.String("path", target), slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes), slog.String("range", r.Header.Get("Range")),
 		slog.Duration("dur", time.Since(start)), slog.String("remote", r.RemoteAddr))
