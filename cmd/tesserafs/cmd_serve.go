@@ -105,8 +105,12 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 		return err
 	}
 	st, cat, skipped := opened.Store, opened.Catalogue(), opened.Skipped
+	// The access log is written off the requests' path.
+	access := httpserve.NewAsyncHandler(log.Handler(), 0)
+	defer access.Close()
 	h := httpserve.New(st, httpserve.Options{
 		CORSOrigins: o.CORSOrigin, Workers: o.Workers, Queue: o.Queue, Assets: o.Assets, Logger: log,
+		AccessLog: slog.New(access),
 	})
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {

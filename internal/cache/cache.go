@@ -66,7 +66,7 @@ type Stats struct {
 	Entries int64 `json:"entries"`
 	Bytes   int64 `json:"bytes"` // bytes of live entries
 	Budget  int64 `json:"budget"`
-	// Hits and Misses count Get and Pin calls (a mount reads in
+	// Hits and Misses count Get, Pin and ReadAt calls (a mount reads in
 	// requests of up to 1 MiB: one per request) since the cache was
 	// created or cleared.
 	Hits      int64 `json:"hits"`
@@ -538,6 +538,58 @@ func (c *Cache) Pin(key string, fp []byte, off int64, n int) (slices [][]byte, r
 	c.hits.Add(1)
 	var once sync.Once
 	return p.slices, func() { once.Do(func() { close(done) }) }, true
+}
+
+// ReadAt copies the bytes of the entry for key and fp from off into p,
+// as many as p holds or the entry has after off, without a goroutine and
+// without keeping anything pinned after it returns: the cheap way to read
+// a range that is then written somewhere slow (a network reply). ok is
+// false when there is no such entry (or it could not be read, and is
+// dropped as Get does). Each call counts as a hit or a miss.
+func (c *Cache) ReadAt(key string, fp []byte, p []byte, off int64) (n int, ok bool) {
+	id := entryID(key, fp)
+	c.clearMu.RLock()
+	defer c.clearMu.RUnlock()
+	e, size, pieces, ok := c.use(id)
+	if !ok || off < 0 {
+		return 0, false
+	}
+	want := int(min(int64(len(p)), max(size-off, 0)))
+	if want == 0 {
+		c.hits.Add(1)
+		return 0, true
+	}
+	err := c.db.View(func(txn *badger.Txn) error {
+		var start int64 // offset of piece i
+		for i := uint32(0); i < pieces && n < want; i++ {
+			item, err := txn.Get(dataKey(id, i))
+			if err != nil {
+				return fmt.Errorf("piece %d: %w", i, err)
+			}
+			// (A piece's length is only known exactly from its value:
+			// ValueSize is an estimate for value-log entries.)
+			err = item.Value(func(v []byte) error {
+				if pos := off + int64(n); start+int64(len(v)) > pos {
+					n += copy(p[n:want], v[pos-start:])
+				}
+				start += int64(len(v))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if n != want {
+			return fmt.Errorf("value of %d bytes, recorded size %d", start, size)
+		}
+		return nil
+	})
+	if err != nil {
+		c.dropUnreadable(key, e, err)
+		return 0, false
+	}
+	c.hits.Add(1)
+	return n, true
 }
 
 // use finds entry id and marks it read now, or counts a miss. The caller

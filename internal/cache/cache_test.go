@@ -206,6 +206,68 @@ func TestPin(t *testing.T) {
 	}
 }
 
+// TestReadAt copies ranges of a value of several pieces (64 MiB budget:
+// 512 KiB pieces) and checks them against the value itself.
+func TestReadAt(t *testing.T) {
+	c := open(t, t.TempDir(), 64<<20)
+	ps := int(c.pieceSize)
+	size := 3*ps + 17
+	want := value(43, size)
+	const key = "2024.zarr/utm30/embeddings/c/0/0/0"
+	c.Put(key, fp("1"), want)
+	c.Put("empty", fp("1"), nil)
+	tests := []struct {
+		name    string
+		off, n  int
+		wantLen int
+	}{
+		{"start", 0, 100, 100},
+		{"inside a piece", 1000, 4096, 4096},
+		{"up to a piece end", ps - 10, 10, 10},
+		{"from a piece start", ps, 10, 10},
+		{"across one boundary", ps - 10, 20, 20},
+		{"across two boundaries", ps - 1, ps + 2, ps + 2},
+		{"the short last piece", 3 * ps, 17, 17},
+		{"clipped at the end", size - 5, 100, 5},
+		{"whole value", 0, size, size},
+		{"at the end", size, 10, 0},
+		{"past the end", size + 10, 10, 0},
+		{"empty buffer", 5, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			buf := bytes.Repeat([]byte{0xEE}, tt.n+8)
+			n, ok := c.ReadAt(key, fp("1"), buf[:tt.n], int64(tt.off))
+			if !ok {
+				t.Fatal("ReadAt missed")
+			}
+			if n != tt.wantLen {
+				t.Fatalf("ReadAt gave %d bytes, want %d", n, tt.wantLen)
+			}
+			if from := min(tt.off, size); !bytes.Equal(buf[:n], want[from:from+n]) {
+				t.Fatal("ReadAt bytes differ from the value")
+			}
+			if !bytes.Equal(buf[tt.n:], bytes.Repeat([]byte{0xEE}, 8)) {
+				t.Fatal("ReadAt wrote past the buffer it was given")
+			}
+		})
+	}
+	if n, ok := c.ReadAt("empty", fp("1"), make([]byte, 4), 0); !ok || n != 0 {
+		t.Errorf("empty value: ReadAt = %d, %v; want 0, true", n, ok)
+	}
+	for _, miss := range []struct{ key, fp string }{{key, "2"}, {"nope", "1"}} {
+		if n, ok := c.ReadAt(miss.key, fp(miss.fp), make([]byte, 4), 0); ok || n != 0 {
+			t.Errorf("ReadAt(%s, fp %s) hit", miss.key, miss.fp)
+		}
+	}
+	if _, ok := c.ReadAt(key, fp("1"), make([]byte, 4), -1); ok {
+		t.Error("ReadAt at a negative offset hit")
+	}
+	if st := c.Stats(); st.Hits != int64(len(tests)+1) || st.Misses != 2 {
+		t.Errorf("stats %+v: want %d hits and 2 misses", st, len(tests)+1)
+	}
+}
+
 func TestRestartKeepsEntriesAndOrder(t *testing.T) {
 	dir := t.TempDir()
 	const budget = 64 << 20

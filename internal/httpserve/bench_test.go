@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -172,6 +173,18 @@ func serveChild(dir string) {
 	}
 	srv := &http.Server{Handler: New(st, Options{Logger: quiet()}), MaxHeaderBytes: 16 << 10}
 	go srv.Serve(ln)
+	// TESSERAFS_HTTPSERVE_CPUPROFILE: a CPU profile of the server process
+	// (go test's -cpuprofile profiles the load generator only).
+	if p := os.Getenv("TESSERAFS_HTTPSERVE_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	fmt.Printf("http://%s/\n", ln.Addr())
 	io.Copy(io.Discard, os.Stdin)
 	srv.Close()

@@ -30,6 +30,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,9 +55,13 @@ type Options struct {
 	// file at its own path when no key of the store has that path. nil: a
 	// plain index page linking the year stores and the catalog.
 	Assets fs.FS
-	// Logger receives the access log (one Info record per request) and
-	// errors. Default slog.Default().
+	// Logger receives errors, and the access log unless AccessLog is set.
+	// Default slog.Default().
 	Logger *slog.Logger
+	// AccessLog receives the access log: one Info record per request.
+	// Default Logger. An AsyncHandler keeps its writing off the requests'
+	// path.
+	AccessLog *slog.Logger
 	// Registry receives the metrics served at /metrics. nil: a new one.
 	Registry *prometheus.Registry
 	// RetryAfter is the Retry-After of a 503, in seconds (default 1).
@@ -110,6 +115,9 @@ func New(st *store.Store, opts Options) *Handler {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.AccessLog == nil {
+		opts.AccessLog = opts.Logger
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 1
@@ -183,11 +191,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.bytes.Add(rec.bytes)
 	h.m.requests.WithLabelValues(r.Method, strconv.Itoa(rec.status)).Inc()
 	h.m.bytes.Add(float64(rec.bytes))
+	ctx := r.Context()
+	if !h.opts.AccessLog.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
 	target := r.RequestURI
 	if len(target) > 256 {
 		target = target[:256] + "…"
 	}
-	h.log.LogAttrs(r.Context(), slog.LevelInfo, "http",
+	h.opts.AccessLog.LogAttrs(ctx, slog.LevelInfo, "http",
 		slog.String("method", r.Method), slog.String("path", target), slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes), slog.String("range", r.Header.Get("Range")),
 		slog.Duration("dur", time.Since(start)), slog.String("remote", r.RemoteAddr))
@@ -228,6 +240,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	case key == "metrics" && !dir:
 		h.metrics.ServeHTTP(w, r)
 		return
+	}
+	// A cached chunk: found and sized by the cache alone, no listing.
+	if isChunk(key) && !dir {
+		if c, ok := h.st.OpenCached(key); ok {
+			h.serveCached(w, r, key, c)
+			return
+		}
 	}
 	isFile, exists, err := h.lookup(r.Context(), key)
 	if err != nil {
@@ -314,7 +333,9 @@ func (h *Handler) ETag(key string) string {
 	return `"` + hex.EncodeToString(s[:16]) + `"`
 }
 
-func (h *Handler) serveKey(w http.ResponseWriter, r *http.Request, key string) {
+// prelude sets the headers every answer of key carries, answers a
+// matching If-None-Match (done), and returns the Range header to honour.
+func (h *Handler) prelude(w http.ResponseWriter, r *http.Request, key string) (rangeHdr string, done bool) {
 	etag := h.ETag(key)
 	hdr := w.Header()
 	hdr.Set("ETag", etag)
@@ -330,50 +351,69 @@ func (h *Handler) serveKey(w http.ResponseWriter, r *http.Request, key string) {
 	hdr.Set("Accept-Ranges", "bytes")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
-		return
+		return "", true
 	}
-	rangeHdr := r.Header.Get("Range")
+	rangeHdr = r.Header.Get("Range")
 	if ir := r.Header.Get("If-Range"); ir != "" && ir != etag {
 		rangeHdr = "" // If-Range with another tag (or a date): the whole body
 	}
-	ctx := r.Context()
+	return rangeHdr, false
+}
 
-	// A cached chunk is sent from the cache's own bytes, no copy, no
-	// generation, no admission.
-	if isChunk(key) {
-		if _, release, ok := h.st.PinCached(key, 0, 0); ok {
-			release()
-			info, err := h.st.Stat(ctx, key)
-			if err == nil {
-				rg, kind := parseRange(rangeHdr, info.Size)
-				off, n := h.head(w, kind, rg, info.Size)
-				if n < 0 || r.Method == http.MethodHead {
-					return
-				}
-				if slices, release, ok := h.st.PinCached(key, off, int(n)); ok {
-					defer release()
-					h.hits.Add(1)
-					h.m.hits.Inc()
-					for _, s := range slices {
-						if _, err := w.Write(s); err != nil {
-							return
-						}
-					}
-					return
-				}
-				// Evicted between Stat and Pin (rare): the headers are
-				// out, so the bytes must be these; fetch them.
-				b, err := h.fetch(ctx, key)
-				if err != nil || int64(len(b)) != info.Size {
-					h.log.Error("chunk changed size while being served", "key", key, "err", err)
-					panic(http.ErrAbortHandler)
-				}
-				w.Write(b[off : off+n])
-				return
-			}
-		}
+// copyBufSize is the size of the pooled buffers a cached chunk is copied
+// through: a shard index or an inner chunk in one piece, a whole shard in
+// a few.
+const copyBufSize = 128 << 10
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// serveCached answers key, a chunk the cache holds (c), from the cache:
+// only the bytes asked for are read, through a pooled buffer, with no
+// generation and no admission, and nothing of the cache stays pinned while
+// the reply is written.
+func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, key string, c *store.CachedChunk) {
+	rangeHdr, done := h.prelude(w, r, key)
+	if done {
+		return
 	}
-	b, err := h.fetch(ctx, key)
+	rg, kind := parseRange(rangeHdr, c.Size)
+	off, n := h.head(w, kind, rg, c.Size)
+	if n < 0 || r.Method == http.MethodHead {
+		return
+	}
+	h.hits.Add(1)
+	h.m.hits.Inc()
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for n > 0 {
+		k := int(min(n, int64(len(buf))))
+		if got, ok := c.ReadAt(buf[:k], off); !ok || got != k {
+			// Evicted since OpenCached (rare): the headers are out, so
+			// the bytes must be these; fetch them.
+			b, err := h.fetch(r.Context(), key)
+			if err != nil || int64(len(b)) != c.Size {
+				h.log.Error("chunk changed size while being served", "key", key, "err", err)
+				panic(http.ErrAbortHandler)
+			}
+			w.Write(b[off : off+n])
+			return
+		}
+		if _, err := w.Write(buf[:k]); err != nil {
+			return
+		}
+		off, n = off+int64(k), n-int64(k)
+	}
+}
+
+// serveKey answers key, a file of the tree not in the cache, through the
+// store (admitted: see fetch).
+func (h *Handler) serveKey(w http.ResponseWriter, r *http.Request, key string) {
+	rangeHdr, done := h.prelude(w, r, key)
+	if done {
+		return
+	}
+	b, err := h.fetch(r.Context(), key)
 	if err != nil {
 		h.fail(w, key, err)
 		return

@@ -476,3 +476,55 @@ func TestOperations(t *testing.T) {
 		t.Errorf("index page: %d %q", resp.StatusCode, b)
 	}
 }
+
+// TestCachedReadCountsOnce: each range read of a cached shard is one hit
+// of the handler, of the store and of the cache (not two), and its bytes
+// are the materialized shard's, including a whole-shard read larger than
+// the copy buffer.
+func TestCachedReadCountsOnce(t *testing.T) {
+	key, want := shardKey(t)
+	size := int64(len(want))
+	tiles := testtiles.Root(t, "test")
+	cat, err := index.Discover(context.Background(), tiles, index.Options{Logger: testLogger(t, slog.LevelError)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.Open(t.TempDir(), cache.Options{Budget: 2 << 30, Logger: testLogger(t, slog.LevelWarn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	st, err := store.New(cat, store.Options{Workers: 2, Cache: c, Logger: testLogger(t, slog.LevelWarn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(st, Options{Workers: 2, Logger: testLogger(t, slog.LevelWarn)})
+	srv := serve(t, h)
+	if resp, got := get(t, srv.URL+"/"+key, nil); resp.StatusCode != 200 || !bytes.Equal(got, want) {
+		t.Fatalf("cold GET: %d, %d bytes", resp.StatusCode, len(got))
+	}
+	h0, s0, c0 := h.Stats().CacheHits, st.Stats().CacheHits, c.Stats().Hits
+	ranges := []struct{ off, n int64 }{{0, 16}, {size - 100, 100}, {size / 2, 8000}, {1, copyBufSize}}
+	for _, rg := range ranges {
+		if rg.off+rg.n > size {
+			t.Fatalf("shard of %d bytes too small for range %d+%d", size, rg.off, rg.n)
+		}
+		resp, got := get(t, srv.URL+"/"+key, map[string]string{"Range": fmt.Sprintf("bytes=%d-%d", rg.off, rg.off+rg.n-1)})
+		if resp.StatusCode != 206 || !bytes.Equal(got, want[rg.off:rg.off+rg.n]) {
+			t.Fatalf("range %d+%d: %d, %d bytes, equal %v", rg.off, rg.n, resp.StatusCode, len(got), bytes.Equal(got, want[rg.off:rg.off+rg.n]))
+		}
+	}
+	n := int64(len(ranges))
+	if dh, ds, dc := h.Stats().CacheHits-h0, st.Stats().CacheHits-s0, c.Stats().Hits-c0; dh != n || ds != n || dc != n {
+		t.Errorf("%d cached range reads: handler %d hits, store %d, cache %d; want %d each", n, dh, ds, dc, n)
+	}
+	if size <= copyBufSize {
+		t.Logf("shard of %d bytes: the whole-shard read fits one copy buffer", size)
+	}
+	if resp, got := get(t, srv.URL+"/"+key, nil); resp.StatusCode != 200 || !bytes.Equal(got, want) {
+		t.Fatalf("warm whole GET: %d, %d bytes", resp.StatusCode, len(got))
+	}
+	if g := st.Stats().Generated; g != 1 {
+		t.Errorf("%d generations, want 1", g)
+	}
+}

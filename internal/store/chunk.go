@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
@@ -21,11 +22,53 @@ func (s *Store) cached(key string, r resolved) (fp []byte, ok bool) {
 	if s.opts.Cache == nil {
 		return nil, false
 	}
+	if fp, ok := s.fps.get(key); ok {
+		return fp, fp != nil
+	}
 	in := r.arr.chunks.Inputs(r.coords)
 	if in == nil {
+		s.fps.put(key, nil)
 		return nil, false
 	}
-	return fingerprint(key, in), true
+	fp = fingerprint(key, in)
+	s.fps.put(key, fp)
+	return fp, true
+}
+
+// fpMemo remembers the fingerprints of chunks, which are asked for on
+// every read of a cached chunk (hashing the inputs of every tile the chunk
+// touches, and checking them). A fingerprint is fixed for the store's
+// lifetime: the inputs are the catalogue's, and a tile's check, done
+// without a context, ends in a result that never changes. Bounded: when
+// full, an arbitrary entry goes.
+type fpMemo struct {
+	mu sync.Mutex
+	m  map[string][]byte // key → fingerprint; nil: not cached
+}
+
+// fpMemoMax bounds the memo: about 150 bytes an entry.
+const fpMemoMax = 1 << 16
+
+func (f *fpMemo) get(key string) ([]byte, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fp, ok := f.m[key]
+	return fp, ok
+}
+
+func (f *fpMemo) put(key string, fp []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string][]byte{}
+	}
+	if len(f.m) >= fpMemoMax {
+		for k := range f.m {
+			delete(f.m, k)
+			break
+		}
+	}
+	f.m[key] = fp
 }
 
 // fingerprint identifies a chunk's content: the format version, its key,

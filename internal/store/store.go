@@ -67,7 +67,7 @@ type Options struct {
 // Stats counts what a Store did, for tests, benchmarks and `cache stats`.
 type Stats struct {
 	Generated int64 // chunks generated
-	CacheHits int64 // Gets and PinCached calls answered from the cache
+	CacheHits int64 // Gets, PinCached and OpenCached calls answered from the cache
 	Bytes     int64 // bytes of generated chunks
 	// PeakGenerating is the most chunk generations that ran at once (at
 	// most Options.Workers).
@@ -85,6 +85,8 @@ type Store struct {
 	workers chan *generate.Worker
 	flight  singleflight.Group // every chunk generation, by key
 	modTime time.Time
+
+	fps fpMemo // chunk fingerprints (chunk.go)
 
 	generated, hits, bytes atomic.Int64
 	generating, peak       atomic.Int64 // generations running now, and at most
@@ -241,6 +243,58 @@ func (s *Store) PinCached(key string, off int64, n int) (slices [][]byte, releas
 		s.hits.Add(1)
 	}
 	return slices, release, ok
+}
+
+// RangeCache is a Cache that can copy part of an entry (ReadAt as in
+// cache.Cache). Store.OpenCached uses it.
+type RangeCache interface {
+	Cache
+	ReadAt(key string, fp []byte, p []byte, off int64) (n int, ok bool)
+}
+
+// CachedChunk is a chunk that the cache held when OpenCached found it.
+type CachedChunk struct {
+	Size int64 // the chunk's exact length
+
+	key string
+	fp  []byte
+	rc  RangeCache
+}
+
+// OpenCached finds chunk key in the cache, if the cache holds it and can
+// copy part of an entry (RangeCache), and counts one cache hit: the
+// caller then reads what it needs with ReadAt. It never generates, and
+// nothing stays pinned: a reply written slowly to a network peer holds
+// no lock of the cache.
+func (s *Store) OpenCached(key string) (*CachedChunk, bool) {
+	rc, ok := s.opts.Cache.(RangeCache)
+	if !ok {
+		return nil, false
+	}
+	r, found := s.resolve(key)
+	if !found || r.isDir() || r.arr == nil {
+		return nil, false
+	}
+	if _, isFile := r.n.(*fileNode); isFile {
+		return nil, false
+	}
+	fp, ok := s.cached(key, r)
+	if !ok {
+		return nil, false
+	}
+	size, ok := rc.Size(key, fp)
+	if !ok {
+		return nil, false
+	}
+	s.hits.Add(1)
+	return &CachedChunk{Size: size, key: key, fp: fp, rc: rc}, true
+}
+
+// ReadAt copies the chunk's bytes from off into p, as many as p holds or
+// the chunk has after off. ok is false when the entry has left the cache
+// since OpenCached (evicted, cleared): the caller falls back to Get.
+func (c *CachedChunk) ReadAt(p []byte, off int64) (n int, ok bool) {
+	return c.rc.ReadAt(c.key, c.fp, p, off)
 }
 
 // Get returns a key's bytes.
