@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -14,9 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tesserafs/tesserafs/internal/testservers"
 )
@@ -125,34 +121,6 @@ func readTree(t *testing.T, dir string) map[string][]byte {
 		}
 	}
 	return files
-}
-
-// bucketObjects reads every object under prefix of bucket.
-func bucketObjects(t *testing.T, c *s3.Client, bucket, prefix string) map[string][]byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	objs := map[string][]byte{}
-	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			t.Fatalf("listing s3://%s/%s: %v", bucket, prefix, err)
-		}
-		for _, o := range page.Contents {
-			r, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
-			if err != nil {
-				t.Fatalf("get %s: %v", aws.ToString(o.Key), err)
-			}
-			b, err := io.ReadAll(r.Body)
-			r.Body.Close()
-			if err != nil {
-				t.Fatalf("get %s: %v", aws.ToString(o.Key), err)
-			}
-			objs[strings.TrimPrefix(aws.ToString(o.Key), prefix)] = b
-		}
-	}
-	return objs
 }
 
 // sameStore reports every key missing from got, different in it, or in

@@ -382,7 +382,7 @@ func TestK8sManifests(t *testing.T) {
 			t.FailNow()
 		}
 	}
-	got := bucketObjects(t, srv.Client(), bucket, prefix)
+	got := srv.Objects(t, bucket, prefix)
 	sameStore(t, "k8s", got, want)
 	for k, v := range got {
 		if bytes.Contains(v, []byte(srv.SecretKey)) {

@@ -163,7 +163,7 @@ func TestSlurmSubmit(t *testing.T) {
 		}
 		prevEnd = end
 	}
-	sameStore(t, "slurm", bucketObjects(t, srv.Client(), bucket, prefix), want)
+	sameStore(t, "slurm", srv.Objects(t, bucket, prefix), want)
 	if rest, _ := os.ReadDir(filepath.Join(work, "scratch")); len(rest) != 0 {
 		t.Errorf("the tasks left %d entries in their scratch directory", len(rest))
 	}

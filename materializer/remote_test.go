@@ -16,9 +16,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/source"
 	"github.com/tesserafs/tesserafs/internal/store"
@@ -146,23 +143,7 @@ func TestMaterializeRemoteIsLocal(t *testing.T) {
 	t.Run("s3", func(t *testing.T) {
 		srv := testservers.Versity(t)
 		srv.CreateBucket(t, "tiles")
-		c := srv.Client()
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rel, _ := filepath.Rel(root, p)
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("tiles"), Key: aws.String("v1/" + filepath.ToSlash(rel)), Body: f})
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		srv.Upload(t, root, "tiles", "v1/")
 		srv.Setenv(t)
 		src, err := source.Open(ctx, "s3://tiles/v1/")
 		if err != nil {

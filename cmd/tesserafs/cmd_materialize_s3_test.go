@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,9 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/testservers"
@@ -100,33 +95,6 @@ func tfsCmd(env []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// bucketObjects reads every object under prefix of bucket.
-func bucketObjects(t *testing.T, c *s3.Client, bucket, prefix string) map[string][]byte {
-	t.Helper()
-	ctx := context.Background()
-	out := map[string][]byte{}
-	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, o := range page.Contents {
-			r, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(r.Body)
-			r.Body.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[strings.TrimPrefix(aws.ToString(o.Key), prefix)] = b
-		}
-	}
-	return out
-}
-
 // sameTree reports every difference between the objects and the files of
 // a local run: a missing, extra or different key.
 func sameTree(t *testing.T, what string, got, want map[string][]byte) {
@@ -189,7 +157,6 @@ func TestMaterializeS3Partitions(t *testing.T) {
 	const bucket = "tfs-out"
 	srv.CreateBucket(t, bucket)
 	env := append(srv.Env(), "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent")
-	client := srv.Client()
 
 	local := t.TempDir()
 	if code, msg := tfs(t, nil, "materialize", "--tiles", tiles, "--out", local, "--workers", "2"); code != 0 {
@@ -200,7 +167,7 @@ func TestMaterializeS3Partitions(t *testing.T) {
 
 	t.Run("4 partitions by phase", func(t *testing.T) {
 		runPartitions(t, env, tiles, url("four/"), 4)
-		sameTree(t, "four", bucketObjects(t, client, bucket, "four/"), want)
+		sameTree(t, "four", srv.Objects(t, bucket, "four/"), want)
 		// A rerun writes nothing and still succeeds.
 		code, msg := tfs(t, env, "materialize", "--tiles", tiles, "--out", url("four/"), "--partition", "2/4", "--workers", "1")
 		if code != 0 || !strings.Contains(msg, "(0 written") {
@@ -212,7 +179,7 @@ func TestMaterializeS3Partitions(t *testing.T) {
 		if code, msg := tfs(t, env, "materialize", "--tiles", tiles, "--out", url("early/"), "--partition", "0/2", "--workers", "2"); code != 0 {
 			t.Fatalf("partition 0/2: exit %d\n%s", code, msg)
 		}
-		have := bucketObjects(t, client, bucket, "early/")
+		have := srv.Objects(t, bucket, "early/")
 		var missing []string
 		for k := range want {
 			if _, ok := have[k]; !ok && strings.Contains(k, "/c/") && !strings.Contains(k, "/easting/") &&
@@ -232,7 +199,7 @@ func TestMaterializeS3Partitions(t *testing.T) {
 				t.Errorf("finalize does not name missing %s", k)
 			}
 		}
-		if after := bucketObjects(t, client, bucket, "early/"); len(after) != len(have) {
+		if after := srv.Objects(t, bucket, "early/"); len(after) != len(have) {
 			t.Errorf("refused finalize wrote %d objects", len(after)-len(have))
 		}
 	})
@@ -246,7 +213,7 @@ func TestMaterializeS3Partitions(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		deadline := time.Now().Add(60 * time.Second)
-		for len(bucketObjects(t, client, bucket, prefix)) < 3 {
+		for len(srv.Objects(t, bucket, prefix)) < 3 {
 			if time.Now().After(deadline) {
 				t.Fatal("partition wrote nothing in 60 s")
 			}
@@ -258,10 +225,10 @@ func TestMaterializeS3Partitions(t *testing.T) {
 		}
 		cmd.Process.Kill() // SIGKILL
 		<-done
-		partial := len(bucketObjects(t, client, bucket, prefix))
+		partial := len(srv.Objects(t, bucket, prefix))
 		t.Logf("killed after %d objects", partial)
 		runPartitions(t, env, tiles, url(prefix), 2)
-		sameTree(t, "killed", bucketObjects(t, client, bucket, prefix), want)
+		sameTree(t, "killed", srv.Objects(t, bucket, prefix), want)
 	})
 
 	t.Run("same partition twice at once", func(t *testing.T) {
@@ -278,7 +245,7 @@ func TestMaterializeS3Partitions(t *testing.T) {
 		}
 		wg.Wait()
 		runPartitions(t, env, tiles, url(prefix), 2)
-		sameTree(t, "twice", bucketObjects(t, client, bucket, prefix), want)
+		sameTree(t, "twice", srv.Objects(t, bucket, prefix), want)
 	})
 }
 
@@ -349,7 +316,7 @@ func TestMaterializeS3BadTile(t *testing.T) {
 	if failed != 1 {
 		t.Errorf("%d partitions exit 3, want exactly 1:\n%s", failed, strings.Join(msgs, "\n----\n"))
 	}
-	got := bucketObjects(t, srv.Client(), "tfs-bad", "")
+	got := srv.Objects(t, "tfs-bad", "")
 	// The store is unfinished (no finalize yet): its state object, written
 	// by the first partition, names the inputs for the partitions to come.
 	const state = ".tesserafs-materialize.json"

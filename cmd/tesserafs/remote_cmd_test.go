@@ -3,14 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tesserafs/tesserafs/internal/testservers"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
@@ -60,7 +56,7 @@ func TestRemoteCommands(t *testing.T) {
 	httpURL := testservers.Nginx(t, root)
 	srv := testservers.Versity(t)
 	srv.CreateBucket(t, "tiles")
-	upload(t, srv, root, "tiles", "v1/")
+	srv.Upload(t, root, "tiles", "v1/")
 	srv.Setenv(t)
 
 	for _, tc := range []struct{ name, url string }{{"http", httpURL}, {"s3", "s3://tiles/v1/"}} {
@@ -103,29 +99,6 @@ func TestRemoteCommands(t *testing.T) {
 				t.Errorf("cache warm --tiles %s: %v\n%s", tc.url, err, stdout)
 			}
 		})
-	}
-}
-
-// upload copies the tiles root into bucket under prefix.
-func upload(t *testing.T, srv *testservers.S3, root, bucket, prefix string) {
-	t.Helper()
-	c := srv.Client()
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = c.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
-			Key: aws.String(prefix + filepath.ToSlash(rel)), Body: f})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
