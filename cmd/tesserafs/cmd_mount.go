@@ -250,10 +250,7 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	// million tiles) goes back to the OS before the mount settles in.
 	debug.FreeOSMemory()
 	cat, skipped := st.Catalogue(), st.Skipped
-	if _, ok := sourceStats(cat); ok {
-		// `cache stats` on this cache then shows the source's counters.
-		c.SetSourceStats(func() cache.SourceStats { ss, _ := sourceStats(cat); return ss })
-	}
+	attachSourceStats(c, cat)
 	srv, err := fusefs.Mount(ctx, st.Store, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -261,15 +258,10 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 		}
 		return fmt.Errorf("%w\n(is FUSE available? /dev/fuse must exist; without root, fusermount3 from the fuse3 package is needed)", err)
 	}
-	cs := c.Stats()
-	var years []string
-	for _, y := range cat.Years {
-		years = append(years, fmt.Sprintf("%d.zarr", y.Year))
-	}
 	fmt.Fprintf(stdout, "tesserafs: mounted at %s (ready in %.2fs)\n", mp, time.Since(start).Seconds())
 	fmt.Fprintf(stdout, "  serving %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped; each tile is checked when first read\n",
-		strings.Join(years, ", "), countTiles(cat), countZones(cat), len(skipped))
-	fmt.Fprintf(stdout, "  cache %s: %d entries, %s of %s\n", o.Cache, cs.Entries, fmtBytes(cs.Bytes), fmtBytes(cs.Budget))
+		yearStores(cat), countTiles(cat), countZones(cat), len(skipped))
+	printCacheLine(stdout, o.Cache, c.Stats())
 	fmt.Fprintf(stdout, "  to unmount: Ctrl-C or kill %d here, or  fusermount3 -u %s  (as root: umount %s)\n", os.Getpid(), mp, mp)
 	if o.onReady != nil {
 		o.onReady(srv, st.Store)
@@ -289,12 +281,7 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	s, cs := st.Stats(), c.Stats()
 	fmt.Fprintf(stdout, "tesserafs: unmounted %s: %d chunks generated (%s), %d served from the cache; cache %d entries, %s\n",
 		mp, s.Generated, fmtBytes(s.Bytes), s.CacheHits, cs.Entries, fmtBytes(cs.Bytes))
-	if ss, ok := sourceStats(cat); ok {
-		fmt.Fprintf(stdout, "  source %s: %s\n", o.Tiles, fmtSourceStats(ss))
-	}
-	if late := cat.LateProblems(); len(late) > 0 {
-		reportProblems(log, "tile failed when first read (its shards failed)", late)
-	}
+	reportAtExit(stdout, log, o.Tiles, cat)
 	return nil
 }
 

@@ -105,6 +105,7 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 		return err
 	}
 	st, cat, skipped := opened.Store, opened.Catalogue(), opened.Skipped
+	attachSourceStats(c, cat)
 	// The access log is written off the requests' path.
 	access := httpserve.NewAsyncHandler(log.Handler(), 0)
 	defer access.Close()
@@ -132,15 +133,10 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
 		log.Warn("listening beyond this machine: anyone who can reach this address can read the store", "addr", addr)
 	}
-	cs := c.Stats()
-	var years []string
-	for _, y := range cat.Years {
-		years = append(years, fmt.Sprintf("%d.zarr", y.Year))
-	}
 	fmt.Fprintf(stdout, "tesserafs: serving http://%s/ (ready in %.2fs)\n", addr, time.Since(start).Seconds())
 	fmt.Fprintf(stdout, "  %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped\n",
-		strings.Join(years, ", "), countTiles(cat), countZones(cat), len(skipped))
-	fmt.Fprintf(stdout, "  cache %s: %d entries, %s of %s\n", o.Cache, cs.Entries, fmtBytes(cs.Bytes), fmtBytes(cs.Budget))
+		yearStores(cat), countTiles(cat), countZones(cat), len(skipped))
+	printCacheLine(stdout, o.Cache, c.Stats())
 	if len(cat.Years) > 0 {
 		fmt.Fprintf(stdout, "  e.g. xr.open_zarr(\"http://%s/%d.zarr\", group=\"utm%02d\", consolidated=True)\n",
 			addr, cat.Years[0].Year, cat.Years[0].Zones[0].Zone)
@@ -170,5 +166,6 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "tesserafs: stopped serving http://%s/ after %s: %d requests, %s sent, %d chunks generated (%s), %d from the cache, %d refused as busy; cache %d entries, %s\n",
 		addr, time.Since(start).Round(time.Second), hs.Requests, fmtBytes(hs.Bytes), ss.Generated, fmtBytes(ss.Bytes),
 		hs.CacheHits, hs.Busy, cs2.Entries, fmtBytes(cs2.Bytes))
+	reportAtExit(stdout, log, o.Tiles, cat)
 	return nil
 }
