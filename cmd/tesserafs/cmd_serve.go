@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -100,10 +101,15 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 			log.Error("closing the cache", "err", err)
 		}
 	}()
+	// Like the mount, serve is ready without opening a tile: each tile is
+	// checked the first time a chunk needs it, and a bad one fails its
+	// chunks (no zarr.json depends on tile bytes, spec §4).
+	o.lazy = true
 	opened, err := o.storeOptions.open(ctx, storeWith{Cache: c, Logger: log})
 	if err != nil {
 		return err
 	}
+	debug.FreeOSMemory()
 	st, cat, skipped := opened.Store, opened.Catalogue(), opened.Skipped
 	attachSourceStats(c, cat)
 	// The access log is written off the requests' path.

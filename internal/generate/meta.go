@@ -3,7 +3,6 @@ package generate
 import (
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/zarr"
@@ -170,24 +169,3 @@ func Northing(z *index.ZoneGrid, i int) float64 {
 
 // ZoneGroupName is the zone group's name in the year store, "utm30".
 func ZoneGroupName(zone int) string { return fmt.Sprintf("utm%02d", zone) }
-
-// RGBAttrs are the attributes of a zone's rgb array (ours: the reference
-// records nothing): the stretch its bytes were made with,
-// tessera:rgb_stretch {p2: [r, g, b], p98: [r, g, b], mode}, mode "zone"
-// or "global". Each value is the float32 the stretch used, written as the
-// shortest decimal that reads back to it.
-func RGBAttrs(st Stretch, mode string) zarr.Attrs {
-	f32 := func(v [RGBBands]float32) []zarr.Float {
-		out := make([]zarr.Float, RGBBands)
-		for b, x := range v {
-			f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
-			out[b] = zarr.Float(f)
-		}
-		return out
-	}
-	return zarr.Attrs{{Key: "tessera:rgb_stretch", Value: zarr.Attrs{
-		{Key: "p2", Value: f32(st.Lo)},
-		{Key: "p98", Value: f32(st.Hi)},
-		{Key: "mode", Value: mode},
-	}}}
-}

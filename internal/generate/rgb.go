@@ -18,25 +18,28 @@ const (
 	RGBA     = 4
 )
 
-// The deterministic sample the stretch is estimated from (spec §4: "about
-// 10 % of the zone's non-empty shards, at most 10,000 valid pixels from
-// each"):
+// The deterministic sample the stretch is estimated from (spec §4: "at
+// most 32 shards per zone, chosen from geometry, at most 10,000 valid
+// pixels from each"):
 //
-//   - the shards: the zone's non-empty shards in row-major order (as
-//     [index.ZoneGrid.Shards] lists them), every SampleEvery-th starting
-//     with the first: indices 0, 10, 20, …, so ⌈n/10⌉ shards, at least one;
+//   - the shards: of the n shards of the zone that some tile footprint
+//     touches, in row-major order (as [index.ZoneGrid.Shards] lists them),
+//     all of them if n ≤ SampleShardsMax, otherwise the ones at indices
+//     ⌊k·n/SampleShardsMax⌋ for k = 0 … SampleShardsMax−1 (evenly spaced,
+//     starting with the first). Geometry alone picks them: no tile byte is
+//     read to choose, and the sample's size does not grow with the zone;
 //   - the pixels of a shard: its valid pixels (finite scale) in row-major
 //     order over the 256 × 256 shard; all of them if there are at most
 //     SamplePixels, otherwise the n_valid pixels' indices ⌊k·n_valid/10000⌋
 //     for k = 0 … 9999 (evenly strided);
 //   - the values: float32(embedding[b]) × scale in float32, for b = 0, 1, 2.
 //
-// With a global stretch (Build.Stretch == "global"), the shards are those of
-// every zone of the year, zones in ascending order, each zone's shards
-// row-major, then every SampleEvery-th of that list.
+// With a global stretch (Build.Stretch == "global"), the sample is every
+// zone's own sample, zones in ascending order (ours: at most 32 shards per
+// zone, so a year's global stretch reads at most 32 shards per zone too).
 const (
-	SampleEvery  = 10
-	SamplePixels = 10_000
+	SampleShardsMax = 32
+	SamplePixels    = 10_000
 )
 
 // Stretch is the linear stretch of the three preview bands: band b maps
@@ -48,12 +51,14 @@ type Stretch struct {
 // DefaultStretch is the stretch of a zone with no valid sample: [0, 1].
 var DefaultStretch = Stretch{Hi: [RGBBands]float32{1, 1, 1}}
 
-// SampleShards picks the stretch sample's shards from shards (in the order
-// given): every SampleEvery-th, starting with the first.
-func SampleShards[T any](shards []T) []T {
-	var out []T
-	for k := 0; k < len(shards); k += SampleEvery {
-		out = append(out, shards[k])
+// SampleIndices returns the indices, ascending, of the stretch sample's
+// shards among n candidate shards: all of them when n ≤ SampleShardsMax,
+// else ⌊k·n/SampleShardsMax⌋ for k = 0 … SampleShardsMax−1.
+func SampleIndices(n int) []int {
+	take := min(n, SampleShardsMax)
+	out := make([]int, take)
+	for k := range out {
+		out[k] = int(int64(k) * int64(n) / int64(take))
 	}
 	return out
 }
@@ -66,15 +71,16 @@ type ZoneShard struct {
 
 // StretchSample returns the shards a stretch is estimated from: of one
 // zone (zones holds it alone) or of all the zones of a year (a global
-// stretch), see SampleEvery.
+// stretch), see SampleShardsMax.
 func StretchSample(zones []*index.ZoneGrid) []ZoneShard {
-	var all []ZoneShard
+	var out []ZoneShard
 	for _, z := range zones {
-		for _, sh := range z.Shards(ShardSize) {
-			all = append(all, ZoneShard{Zone: z, Shard: sh})
+		shards := z.Shards(ShardSize)
+		for _, k := range SampleIndices(len(shards)) {
+			out = append(out, ZoneShard{Zone: z, Shard: shards[k]})
 		}
 	}
-	return SampleShards(all)
+	return out
 }
 
 // SampleInputs lists the source files a stretch sample is read from, for
@@ -116,7 +122,7 @@ func (w *Worker) dequantised(k, b int) float32 {
 }
 
 // SampleValues appends to vals the stretch sample of shard (i, j) of zone
-// z (see SampleEvery): up to SamplePixels valid pixels, RGBBands values
+// z (see SampleShardsMax): up to SamplePixels valid pixels, RGBBands values
 // each, pixel after pixel.
 func (w *Worker) SampleValues(z *index.ZoneGrid, i, j int, masks *Masks, vals []float32) ([]float32, error) {
 	ok, err := w.fillPixels(z, i, j, masks)

@@ -2,6 +2,7 @@ package generate
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/twpayne/go-proj/v11"
 
@@ -86,6 +87,32 @@ type STACItemProperties struct {
 	HasRGBPreview  bool   `json:"tessera:has_rgb_preview"`
 	BuildVersion   string `json:"tessera:build_version"`
 	DatasetVersion string `json:"tessera:dataset_version"`
+	// RGBStretch is the stretch the zone's rgb bytes were made with (spec
+	// §4): it depends on tile bytes, so it is recorded here and not in any
+	// zarr.json.
+	RGBStretch *STACStretch `json:"tessera:rgb_stretch,omitempty"`
+}
+
+// STACStretch is an item's tessera:rgb_stretch: per band (R, G, B = bands
+// 0, 1, 2) the value mapped to 0 (p2) and to 255 (p98), and the mode,
+// "zone" or "global". Each value is the float32 the stretch used, written
+// as the shortest decimal that reads back to it.
+type STACStretch struct {
+	P2   []float64 `json:"p2"`
+	P98  []float64 `json:"p98"`
+	Mode string    `json:"mode"`
+}
+
+// NewSTACStretch returns the item property of stretch st made in mode.
+func NewSTACStretch(st Stretch, mode string) *STACStretch {
+	f32 := func(v [RGBBands]float32) []float64 {
+		out := make([]float64, RGBBands)
+		for b, x := range v {
+			out[b], _ = strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+		}
+		return out
+	}
+	return &STACStretch{P2: f32(st.Lo), P98: f32(st.Hi), Mode: mode}
 }
 
 // STACAsset is an item asset.

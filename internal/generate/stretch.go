@@ -5,14 +5,14 @@ import (
 )
 
 // MaxStretchValues is how many sample values (RGBBands per pixel) a stretch
-// keeps in memory to sort: 48 MiB. A sample of a large zone (10 % of its
-// shards, 10,000 pixels each) can hold far more; its percentiles are then
-// found exactly in two passes over the sample with bounded memory (see
-// StretchFrom).
+// keeps in memory to sort: 48 MiB. A zone's sample holds at most
+// SampleShardsMax × SamplePixels pixels (960,000 values); a year's global
+// stretch can hold far more, and its percentiles are then found exactly in
+// two passes over the sample with bounded memory (see StretchFrom).
 const MaxStretchValues = 12 << 20
 
 // SampleReader appends to vals the sample values of sample shard k (see
-// SampleEvery).
+// SampleShardsMax).
 type SampleReader func(k int, vals []float32) ([]float32, error)
 
 // StretchFrom computes the stretch of a sample of n shards, reading each

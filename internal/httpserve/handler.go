@@ -38,6 +38,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -502,6 +503,7 @@ func (h *Handler) fetch(ctx context.Context, key string) ([]byte, error) {
 
 // fail answers an error of the store or of admission.
 func (h *Handler) fail(w http.ResponseWriter, key string, err error) {
+	var te *index.TileError
 	switch {
 	case errors.Is(err, errBusy):
 		h.busy.Add(1)
@@ -515,6 +517,13 @@ func (h *Handler) fail(w http.ResponseWriter, key string, err error) {
 		http.Error(w, "not found", http.StatusNotFound)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client is gone; nothing useful can be sent.
+	case errors.As(err, &te):
+		// A tile the key needs is unusable: say which and why (the
+		// reason, not the server's path of the file).
+		h.log.Error("serving a key", "key", key, "err", err)
+		w.Header().Del("ETag")
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, fmt.Sprintf("%s: tile %s: %s", key, te.Coord, te.Reason), http.StatusInternalServerError)
 	default:
 		h.log.Error("serving a key", "key", key, "err", err)
 		w.Header().Del("ETag")

@@ -91,7 +91,7 @@ func (s *Store) addSTAC(root *dirNode) error {
 			bboxes = append(bboxes, bb)
 			item := newDir()
 			id := generate.ItemID(z.Zone, y.Year)
-			item.add(id+".json", jsonFile(generate.Item(s.opts.Build, z, bb)))
+			item.add(id+".json", s.itemFile(z, bb))
 			coll.add(id, item)
 		}
 		coll.names = append([]string{"collection.json"}, coll.names...)
@@ -101,4 +101,20 @@ func (s *Store) addSTAC(root *dirNode) error {
 	root.names = append([]string{"catalog.json"}, root.names...)
 	root.children["catalog.json"] = jsonFile(generate.Catalog(years))
 	return nil
+}
+
+// itemFile is zone z's STAC item. It records the zone's rgb stretch
+// (tessera:rgb_stretch, spec §4), which depends on a sample of the zone's
+// tiles, so the item is computed when first read, not when the tree is
+// built or listed; a failure (a sample tile unreadable) is not kept.
+func (s *Store) itemFile(z *index.ZoneGrid, bbox [4]float64) *fileNode {
+	return &fileNode{gen: func(context.Context) ([]byte, error) {
+		st, mode, err := s.RGBStretch(z.Year, z.Zone)
+		if err != nil {
+			return nil, err
+		}
+		it := generate.Item(s.opts.Build, z, bbox)
+		it.Properties.RGBStretch = generate.NewSTACStretch(st, mode)
+		return encodeJSON(it)
+	}}
 }

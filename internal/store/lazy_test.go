@@ -112,3 +112,87 @@ func TestLazyTiles(t *testing.T) {
 		t.Errorf("late problems: %v", late)
 	}
 }
+
+// TestMetadataNeedsNoTileBytes proves spec §4's rule: with every tile's
+// .npy files gone (discovery from the registry, as a mount does), every
+// zarr.json — the root with its consolidated metadata, zones, arrays,
+// global_rgb — has the same bytes as over the intact tiles, and no stretch
+// is computed; a chunk read fails, naming the tile's file.
+func TestMetadataNeedsNoTileBytes(t *testing.T) {
+	ctx := context.Background()
+	root := testtiles.Copy(t, testTiles(t))
+	open := func() *store.Store {
+		cat, err := index.Discover(ctx, root, index.Options{Lazy: true, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.New(cat, store.Options{Workers: 2, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	var metaKeys []string
+	want := map[string][]byte{}
+	good := open()
+	if err := good.Walk(ctx, "", func(key string) error {
+		if strings.HasSuffix(key, "zarr.json") {
+			b, err := good.Get(ctx, key)
+			if err != nil {
+				return err
+			}
+			metaKeys = append(metaKeys, key)
+			want[key] = b
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"2024.zarr/zarr.json", "2024.zarr/utm30/zarr.json", "2024.zarr/utm30/rgb/zarr.json", "2024.zarr/global_rgb/zarr.json", "2024.zarr/global_rgb/0/rgb/zarr.json"} {
+		if want[k] == nil {
+			t.Fatalf("%s not listed", k)
+		}
+	}
+
+	var removed []string
+	for _, z := range good.Catalogue().Year(year).Zones {
+		for _, pl := range z.Placements {
+			for _, p := range []string{pl.Tile.EmbeddingsPath(), pl.Tile.ScalesPath()} {
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+				removed = append(removed, p)
+			}
+		}
+	}
+	bad := open()
+	for _, k := range metaKeys {
+		b, err := bad.Get(ctx, k)
+		if err != nil {
+			t.Errorf("%s without the .npy files: %v", k, err)
+			continue
+		}
+		if !bytes.Equal(b, want[k]) {
+			t.Errorf("%s differs without the .npy files", k)
+		}
+	}
+	if n := bad.StretchesComputed(); n != 0 {
+		t.Errorf("reading every zarr.json computed %d stretches, want 0", n)
+	}
+	z := bad.Catalogue().Year(year).Zones[0]
+	sh := z.Shards(generate.ShardSize)[0]
+	key := fmt.Sprintf("%d.zarr/utm%02d/embeddings/c/%d/%d/0", year, z.Zone, sh.Row, sh.Col)
+	_, err := bad.Get(ctx, key)
+	var te *index.TileError
+	if !errors.As(err, &te) {
+		t.Fatalf("%s without the .npy files: err = %v, want a TileError", key, err)
+	}
+	named := false
+	for _, p := range removed {
+		named = named || strings.Contains(err.Error(), p)
+	}
+	if !named {
+		t.Errorf("%s: error %q names no removed file", key, err)
+	}
+	t.Logf("%d zarr.json identical without the tiles' .npy files; %s: %v", len(metaKeys), key, err)
+}

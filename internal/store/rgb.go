@@ -11,7 +11,6 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
-	"github.com/tesserafs/tesserafs/zarr"
 )
 
 // stretchState is a Store's rgb stretches, each computed once.
@@ -241,13 +240,7 @@ func (s *Store) rgbArray(z *index.ZoneGrid, occ *occupancy) *arrayNode {
 			}},
 		sampleInputs: sync.OnceValue(func() []index.FileStamp { return s.stretchInputs(z) }),
 	}
-	return newLazyArray(generate.RGBMeta(z), src, func(context.Context) (zarr.Attrs, error) {
-		st, mode, err := s.RGBStretch(z.Year, z.Zone)
-		if err != nil {
-			return nil, err
-		}
-		return generate.RGBAttrs(st, mode), nil
-	})
+	return newArray(generate.RGBMeta(z), src)
 }
 
 // RGBStretch returns the stretch of zone's rgb preview in year, and its

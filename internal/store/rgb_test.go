@@ -16,18 +16,56 @@ import (
 	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/synth"
+	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
+// oracleShards lists, row-major, the 256 × 256 shards that some placed
+// tile's rectangle touches, from the placements alone.
+func oracleShards(tiles []synth.PlacedTile) [][2]int {
+	seen := map[[2]int]bool{}
+	var out [][2]int
+	for _, p := range tiles {
+		for i := p.Row / 256; i <= (p.Row+p.Footprint.H-1)/256; i++ {
+			for j := p.Col / 256; j <= (p.Col+p.Footprint.W-1)/256; j++ {
+				if !seen[[2]int{i, j}] {
+					seen[[2]int{i, j}] = true
+					out = append(out, [2]int{i, j})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b [2]int) int {
+		if a[0] != b[0] {
+			return a[0] - b[0]
+		}
+		return a[1] - b[1]
+	})
+	return out
+}
+
+// oracleSample is spec §4's sample of a zone's shards: all of them if at
+// most 32, else the 32 at indices ⌊k·n/32⌋, k = 0 … 31.
+func oracleSample(shards [][2]int) [][2]int {
+	if len(shards) <= 32 {
+		return shards
+	}
+	out := make([][2]int, 32)
+	for k := range out {
+		out[k] = shards[k*len(shards)/32]
+	}
+	return out
+}
+
 // oracleStretch computes, from the synthetic function alone, the stretch
-// spec §4 defines, with the sample this implementation documents: every
-// 10th non-empty shard (row-major, from the first), in each the valid
-// pixels row-major, all of them or 10,000 evenly strided (index k·n/10000),
-// values float32(emb)·scale; percentiles as numpy.percentile on float32.
-func oracleStretch(shards [][2]int, window func(r0, c0 int) ([]int8, []float32)) (lo, hi [3]float32) {
+// spec §4 defines over the sample shards given (oracleSample of each
+// zone): in each shard the valid pixels row-major, all of them or 10,000
+// evenly strided (index k·n/10000), values float32(emb)·scale; percentiles
+// as numpy.percentile on float32.
+func oracleStretch(sample [][2]int, window func(k, r0, c0 int) ([]int8, []float32)) (lo, hi [3]float32) {
 	var vals [3][]float32
-	for k := 0; k < len(shards); k += 10 {
-		emb, scale := window(shards[k][0]*256, shards[k][1]*256)
+	for k, sh := range sample {
+		emb, scale := window(k, sh[0]*256, sh[1]*256)
 		var valid []int
 		for p, s := range scale {
 			if s == s {
@@ -94,12 +132,9 @@ func TestRGBMatchesOracle(t *testing.T) {
 	const n = generate.InnerPerSide * generate.InnerPerSide
 	for _, z := range y.Zones {
 		tiles := placed(t, z)
-		var shards [][2]int
-		for _, sh := range z.Shards(256) {
-			shards = append(shards, [2]int{sh.Row, sh.Col})
-		}
+		shards := oracleShards(tiles)
 		window := func(r0, c0 int) ([]int8, []float32) { return synth.Window(tiles, r0, c0, r0+256, c0+256) }
-		lo, hi := oracleStretch(shards, window)
+		lo, hi := oracleStretch(oracleSample(shards), func(_, r0, c0 int) ([]int8, []float32) { return window(r0, c0) })
 
 		// All shards of the zone at once: the stretch is shared.
 		keys := make([]string, len(shards))
@@ -161,29 +196,22 @@ func TestRGBMatchesOracle(t *testing.T) {
 }
 
 // TestRGBGlobalStretch checks that with Build.Stretch "global" every zone
-// of the year shares one stretch, that of the year's sample: every 10th
-// shard of all zones in ascending order.
+// of the year shares one stretch, that of the year's sample: each zone's
+// own sample, zones in ascending order.
 func TestRGBGlobalStretch(t *testing.T) {
 	st := openStore(t, store.Options{Build: generate.Build{Stretch: "global"}})
 	y := st.Catalogue().Year(year)
-	var shards [][2]int
-	var owner []*index.ZoneGrid
+	var sample [][2]int
+	var tilesOf [][]synth.PlacedTile // per sample shard
 	for _, z := range y.Zones {
-		for _, sh := range z.Shards(256) {
-			shards = append(shards, [2]int{sh.Row, sh.Col})
-			owner = append(owner, z)
+		tiles := placed(t, z)
+		for _, sh := range oracleSample(oracleShards(tiles)) {
+			sample = append(sample, sh)
+			tilesOf = append(tilesOf, tiles)
 		}
 	}
-	tilesOf := map[int][]synth.PlacedTile{}
-	for _, z := range y.Zones {
-		tilesOf[z.Zone] = placed(t, z)
-	}
-	k := 0
-	lo, hi := oracleStretch(shards, func(r0, c0 int) ([]int8, []float32) {
-		// oracleStretch visits shards 0, 10, 20, … in order.
-		z := owner[k]
-		k += 10
-		return synth.Window(tilesOf[z.Zone], r0, c0, r0+256, c0+256)
+	lo, hi := oracleStretch(sample, func(k, r0, c0 int) ([]int8, []float32) {
+		return synth.Window(tilesOf[k], r0, c0, r0+256, c0+256)
 	})
 	for _, z := range y.Zones {
 		got, err := st.Stretch(z)
@@ -196,6 +224,38 @@ func TestRGBGlobalStretch(t *testing.T) {
 	}
 	if c := st.StretchesComputed(); c != 1 {
 		t.Errorf("%d stretches computed, want 1 for the year", c)
+	}
+}
+
+// TestRGBSampleIsBounded checks the sample rule on a zone with more than
+// 32 tile-touched shards: exactly 32 are read, at the spaced indices, and
+// the stretch equals the oracle's from those shards alone.
+func TestRGBSampleIsBounded(t *testing.T) {
+	// Two tiles side by side on the equator: about 9 × 5 shards.
+	specs := synth.Grid(2, -2.95, 0.05)
+	st := storeAt(t, testtiles.Tiles(t, "bounded-sample", specs), store.Options{Workers: 2})
+	z := st.Catalogue().Years[0].Zones[0]
+	tiles := placedSpecs(specs, z)
+	shards := oracleShards(tiles)
+	if len(shards) <= 32 {
+		t.Fatalf("%d shards: the test needs more than 32", len(shards))
+	}
+	var read [][2]int
+	for _, zs := range generate.StretchSample([]*index.ZoneGrid{z}) {
+		read = append(read, [2]int{zs.Shard.Row, zs.Shard.Col})
+	}
+	if want := oracleSample(shards); !slices.Equal(read, want) {
+		t.Fatalf("sample shards %v, want %v", read, want)
+	}
+	lo, hi := oracleStretch(oracleSample(shards), func(_, r0, c0 int) ([]int8, []float32) {
+		return synth.Window(tiles, r0, c0, r0+256, c0+256)
+	})
+	got, err := st.Stretch(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Lo != lo || got.Hi != hi {
+		t.Errorf("stretch %v..%v, oracle %v..%v (%d shards, 32 sampled)", got.Lo, got.Hi, lo, hi, len(shards))
 	}
 }
 
@@ -242,43 +302,43 @@ func TestRGBZeroScale(t *testing.T) {
 	}
 }
 
-// TestRGBStretchAttribute: the rgb array records the stretch its bytes are
-// made with (tessera:rgb_stretch), in its zarr.json and in the root's
-// consolidated metadata; listing the tree does not compute it, reading the
-// metadata computes it once.
-func TestRGBStretchAttribute(t *testing.T) {
+// TestRGBStretchInSTAC: no zarr.json carries the stretch (spec §4: no
+// Zarr metadata depends on tile bytes), so reading every zarr.json, the
+// root's consolidated metadata included, computes no stretch; the zone's
+// STAC item records the stretch its rgb bytes are made with
+// (tessera:rgb_stretch), computed once on the item's first read.
+func TestRGBStretchInSTAC(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, store.Options{Workers: 2})
-	if err := st.Walk(ctx, "", func(string) error { return nil }); err != nil {
+	if err := st.Walk(ctx, "", func(key string) error {
+		if strings.HasSuffix(key, "zarr.json") {
+			b, err := st.Get(ctx, key)
+			if err != nil {
+				return err
+			}
+			if bytes.Contains(b, []byte("rgb_stretch")) {
+				t.Errorf("%s records a stretch", key)
+			}
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if n := st.StretchesComputed(); n != 0 {
-		t.Fatalf("listing computed %d stretches, want 0", n)
+		t.Fatalf("listing and reading every zarr.json computed %d stretches, want 0", n)
 	}
-	root, err := st.Get(ctx, "2024.zarr/zarr.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rootDoc struct {
-		Consolidated struct {
-			Metadata map[string]json.RawMessage `json:"metadata"`
-		} `json:"consolidated_metadata"`
-	}
-	if err := json.Unmarshal(root, &rootDoc); err != nil {
-		t.Fatal(err)
-	}
-	type record struct {
-		Attributes struct {
-			Stretch struct {
+	type item struct {
+		Properties struct {
+			Stretch *struct {
 				P2, P98 []float64
 				Mode    string
 			} `json:"tessera:rgb_stretch"`
-		} `json:"attributes"`
+		} `json:"properties"`
 	}
 	zones := st.Catalogue().Year(year).Zones
 	for _, z := range zones {
-		name := fmt.Sprintf("utm%02d/rgb", z.Zone)
-		b, err := st.Get(ctx, "2024.zarr/"+name+"/zarr.json")
+		key := fmt.Sprintf("geotessera-%d/utm%02d_%d/utm%02d_%d.json", year, z.Zone, year, z.Zone, year)
+		b, err := st.Get(ctx, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -286,23 +346,18 @@ func TestRGBStretchAttribute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, doc := range [][]byte{b, rootDoc.Consolidated.Metadata[name]} {
-			var r record
-			if err := json.Unmarshal(doc, &r); err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			s := r.Attributes.Stretch
-			if s.Mode != "zone" || len(s.P2) != 3 || len(s.P98) != 3 {
-				t.Fatalf("%s: tessera:rgb_stretch %+v", name, s)
-			}
-			for b := range 3 {
-				if float32(s.P2[b]) != want.Lo[b] || float32(s.P98[b]) != want.Hi[b] {
-					t.Errorf("%s: band %d recorded %v..%v, used %v..%v", name, b, s.P2[b], s.P98[b], want.Lo[b], want.Hi[b])
-				}
-			}
+		var it item
+		if err := json.Unmarshal(b, &it); err != nil {
+			t.Fatalf("%s: %v", key, err)
 		}
-		if !bytes.Contains(b, []byte(`"tessera:rgb_stretch": {`)) {
-			t.Errorf("%s: attributes not in the zarr.json text:\n%s", name, b)
+		s := it.Properties.Stretch
+		if s == nil || s.Mode != "zone" || len(s.P2) != 3 || len(s.P98) != 3 {
+			t.Fatalf("%s: tessera:rgb_stretch %+v", key, s)
+		}
+		for b := range 3 {
+			if float32(s.P2[b]) != want.Lo[b] || float32(s.P98[b]) != want.Hi[b] {
+				t.Errorf("%s: band %d recorded %v..%v, used %v..%v", key, b, s.P2[b], s.P98[b], want.Lo[b], want.Hi[b])
+			}
 		}
 	}
 	if n := st.StretchesComputed(); n != int64(len(zones)) {

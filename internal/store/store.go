@@ -342,16 +342,27 @@ func (s *Store) ReadDir(ctx context.Context, key string) ([]DirEntry, error) {
 	return out, nil
 }
 
-// onceData memoizes a small file's bytes.
+// onceData memoizes a small file's bytes once they were computed; a
+// failure is not kept, so a later read tries again (a STAC item whose
+// stretch sample met a source outage).
 type onceData struct {
-	once sync.Once
+	mu   sync.Mutex // held while computing: concurrent readers wait
+	done bool
 	data []byte
-	err  error
 }
 
 func (f *fileNode) get(ctx context.Context) ([]byte, error) {
-	f.once.Do(func() { f.data, f.err = f.gen(ctx) })
-	return f.data, f.err
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		return f.data, nil
+	}
+	b, err := f.gen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.data, f.done = b, true
+	return b, nil
 }
 
 // encodeJSON is how every JSON document of the store is written: indented
@@ -412,11 +423,7 @@ func collectMeta(ctx context.Context, d *dirNode, p string, out map[string]any) 
 				return err
 			}
 		case *arrayNode:
-			m, err := n.metadata(ctx)
-			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			out[path] = m
+			out[path] = n.meta
 		}
 	}
 	return nil

@@ -56,6 +56,11 @@ func placed(t *testing.T, z *index.ZoneGrid) []synth.PlacedTile {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return placedSpecs(specs, z)
+}
+
+// placedSpecs places the tiles of z, written from specs, on its grid.
+func placedSpecs(specs []synth.TileSpec, z *index.ZoneGrid) []synth.PlacedTile {
 	byCoord := map[index.TileCoord]synth.TileSpec{}
 	for _, s := range specs {
 		byCoord[s.Coord] = s

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
@@ -39,48 +38,17 @@ type fileNode struct {
 	onceData
 }
 
-// arrayNode is a Zarr array: its zarr.json and a chunk space under c/.
+// arrayNode is a Zarr array: its zarr.json and a chunk space under c/. Its
+// metadata comes from the index and geometry alone (spec §4: no Zarr
+// metadata depends on tile bytes).
 type arrayNode struct {
 	meta     zarr.ArrayMetadata
 	metaFile *fileNode
 	chunks   ChunkSource
-	// attrs, if set, computes the array's attributes when its metadata is
-	// first read (the rgb stretch needs a sample of the zone's data), once.
-	attrs func(ctx context.Context) (zarr.Attrs, error)
-	once  sync.Once
-	full  zarr.ArrayMetadata // meta with attrs' attributes
-	err   error
 }
 
 func newArray(meta zarr.ArrayMetadata, chunks ChunkSource) *arrayNode {
 	return &arrayNode{meta: meta, metaFile: jsonFile(meta), chunks: chunks}
-}
-
-// newLazyArray is an array whose attributes are computed by attrs on the
-// first read of its metadata (its zarr.json, its stat, or the root's
-// consolidated metadata), not when the tree is built or listed.
-func newLazyArray(meta zarr.ArrayMetadata, chunks ChunkSource, attrs func(ctx context.Context) (zarr.Attrs, error)) *arrayNode {
-	a := &arrayNode{meta: meta, chunks: chunks, attrs: attrs}
-	a.metaFile = &fileNode{gen: func(ctx context.Context) ([]byte, error) {
-		m, err := a.metadata(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return encodeJSON(m)
-	}}
-	return a
-}
-
-// metadata returns the array's metadata, attributes included.
-func (a *arrayNode) metadata(ctx context.Context) (zarr.ArrayMetadata, error) {
-	if a.attrs == nil {
-		return a.meta, nil
-	}
-	a.once.Do(func() {
-		a.full = a.meta
-		a.full.Attributes, a.err = a.attrs(ctx)
-	})
-	return a.full, a.err
 }
 
 func (*dirNode) isNode()   {}
