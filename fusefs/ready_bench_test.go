@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,41 +26,64 @@ import (
 	"github.com/tesserafs/tesserafs/fusefs"
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/cache"
+	"github.com/tesserafs/tesserafs/internal/httpserve"
 	"github.com/tesserafs/tesserafs/internal/npy"
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/synth"
 )
 
-// envReadyChild makes the test binary a mount-ready child: "root|registry|
-// mountpoint|cache"; it mounts as `tesserafs mount` does, prints one READY
-// line and unmounts.
+// envReadyChild makes the test binary a ready child: "front|root|registry|
+// mountpoint|cache|rgb"; it mounts (front "mount") or serves on loopback
+// (front "serve") as `tesserafs mount` and `tesserafs serve` do, reads the
+// first keys a reader asks for, prints one READY line and stops.
 const envReadyChild = "TESSERAFS_READY_CHILD"
 
 // BenchmarkMountReady (e): from a fresh process to a mount that answers
 // (stat of catalog.json), as `tesserafs mount` does it: discover (Lazy: no
-// tile file opened), open the cache, build the store, mount. Each run is a
-// child process, so the RSS at ready is that of a mount alone.
+// tile file opened), open the cache, build the store, mount; then, in the
+// same process and in this order, what xarray and zarr-python read first:
+// the root zarr.json (consolidated metadata), a zone's zarr.json, and (on
+// roots with tile data) the zone's first rgb shard, whose stretch sample
+// reads up to 32 of the zone's shards. Every figure is the time from the
+// process's start. Each run is a child process, so the RSS is that of a
+// mount alone.
 //
-//   - 100k: 100,000 sparse tiles written by synth (with its registry.parquet).
+//   - 4real: four real synthetic tiles (2 × 2 at 40° N, ~60 shards in one
+//     zone), for the first rgb chunk from tile bytes on local disk.
+//   - 100k: 100,000 sparse tiles written by synth (with its registry.parquet);
+//     their .npy data are holes, so the rgb read measures the work, not
+//     the disk.
 //   - 1M: 1,000,000 tiles as a remote root looks to discovery: registry and
 //     landmasks parquet files, year and tile directories and empty landmask
 //     files for the listing case, but no .npy data (none is opened before a
-//     shard is read; the 100k root shows that they cost nothing at ready).
+//     chunk is read: the metadata figures prove it). No rgb read.
 //
 // Each from the registry and from a listing (--registry none), with the
 // page cache warm (after one untimed run) and cold: before each run dirty
 // pages are synced and the page, dentry and inode caches dropped
 // (/proc/sys/vm/drop_caches, as root); where that is not permitted the
-// cold runs are skipped and say so. Goals (issue 10): cold ready ≤ 2 s for
-// 100k and ≤ 5 s for 1M with a registry, RSS ≤ 512 MiB at 1M.
-func BenchmarkMountReady(b *testing.B) {
-	requireFUSE(b)
+// cold runs are skipped and say so. Goals (issues 10, 17): cold ready and
+// root zarr.json ≤ 2 s for 100k and ≤ 10 s for 1M with a registry (ready
+// ≤ 5 s), RSS ≤ 512 MiB at 1M, a first rgb chunk ≤ 3 s on local tiles.
+func BenchmarkMountReady(b *testing.B) { benchReady(b, "mount") }
+
+// BenchmarkServeReady is BenchmarkMountReady for `tesserafs serve`: ready
+// is the first answer to GET /healthz, then GET of the same keys over
+// loopback HTTP.
+func BenchmarkServeReady(b *testing.B) { benchReady(b, "serve") }
+
+func benchReady(b *testing.B, front string) {
+	if front == "mount" {
+		requireFUSE(b)
+	}
 	roots := []struct {
 		name string
 		root func(*testing.B) string
+		rgb  bool
 	}{
-		{"100k", func(b *testing.B) string { return sparseRoot(b, 100_000) }},
-		{"1M", func(b *testing.B) string { return skeletonRoot(b, 1_000_000) }},
+		{"4real", func(b *testing.B) string { return realRoot(b) }, true},
+		{"100k", func(b *testing.B) string { return sparseRoot(b, 100_000) }, true},
+		{"1M", func(b *testing.B) string { return skeletonRoot(b, 1_000_000) }, false},
 	}
 	for _, r := range roots {
 		var root string
@@ -76,9 +102,9 @@ func BenchmarkMountReady(b *testing.B) {
 						b.Skip("cold: /proc/sys/vm/drop_caches is not writable here (not root?): not measured")
 					}
 					if !cold {
-						runReadyChild(b, root, registry) // warm the caches
+						runReadyChild(b, front, root, registry, r.rgb) // warm the caches
 					}
-					var ready, cpu, wait time.Duration
+					var sum readyResult
 					var rss, hwm int64
 					var tiles int
 					for b.Loop() {
@@ -87,16 +113,25 @@ func BenchmarkMountReady(b *testing.B) {
 							dropCaches()
 							b.StartTimer()
 						}
-						res := runReadyChild(b, root, registry)
-						ready += res.ready
-						cpu += res.cpu
-						wait += res.wait
+						res := runReadyChild(b, front, root, registry, r.rgb)
+						sum.ready += res.ready
+						sum.rootJSON += res.rootJSON
+						sum.zoneJSON += res.zoneJSON
+						sum.rgbChunk += res.rgbChunk
+						sum.cpu += res.cpu
+						sum.wait += res.wait
 						rss, hwm, tiles = max(rss, res.rssKiB), max(hwm, res.hwmKiB), res.tiles
 					}
-					b.ReportMetric(ready.Seconds()/float64(b.N), "s_ready")
-					b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu_s_ready")
-					b.ReportMetric(wait.Seconds()/float64(b.N), "runq_wait_s_ready")
-					b.ReportMetric(float64(rss)/1024, "MiB_rss_ready")
+					n := float64(b.N)
+					b.ReportMetric(sum.ready.Seconds()/n, "s_ready")
+					b.ReportMetric(sum.rootJSON.Seconds()/n, "s_root_zarr.json")
+					b.ReportMetric(sum.zoneJSON.Seconds()/n, "s_zone_zarr.json")
+					if r.rgb {
+						b.ReportMetric(sum.rgbChunk.Seconds()/n, "s_first_rgb_chunk")
+					}
+					b.ReportMetric(sum.cpu.Seconds()/n, "cpu_s")
+					b.ReportMetric(sum.wait.Seconds()/n, "runq_wait_s")
+					b.ReportMetric(float64(rss)/1024, "MiB_rss_end")
 					b.ReportMetric(float64(hwm)/1024, "MiB_rss_peak")
 					b.ReportMetric(float64(tiles), "tiles")
 				})
@@ -113,10 +148,13 @@ func dropCaches() bool {
 }
 
 type readyResult struct {
-	ready          time.Duration
-	rssKiB, hwmKiB int64
-	tiles          int
-	// cpu is the child's user + system time at ready: on a loaded
+	// ready, then the root zarr.json, a zone's zarr.json and its first
+	// rgb shard read in turn: each the time from the process's start (0
+	// for a read not asked for).
+	ready, rootJSON, zoneJSON, rgbChunk time.Duration
+	rssKiB, hwmKiB                      int64
+	tiles                               int
+	// cpu is the child's user + system time at the end: on a loaded
 	// machine, what the wall clock would be on an idle one, roughly.
 	cpu time.Duration
 	// wait is the time the child's threads were runnable but waiting for
@@ -125,8 +163,8 @@ type readyResult struct {
 	wait time.Duration
 }
 
-// runReadyChild runs one mount-ready child over root and parses its line.
-func runReadyChild(b *testing.B, root, registry string) readyResult {
+// runReadyChild runs one ready child over root and parses its line.
+func runReadyChild(b *testing.B, front, root, registry string, rgb bool) readyResult {
 	b.Helper()
 	base := b.TempDir()
 	mp := filepath.Join(base, "mnt")
@@ -134,7 +172,7 @@ func runReadyChild(b *testing.B, root, registry string) readyResult {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), envReadyChild+"="+strings.Join([]string{root, registry, mp, filepath.Join(base, "cache")}, "|"))
+	cmd.Env = append(os.Environ(), envReadyChild+"="+strings.Join([]string{front, root, registry, mp, filepath.Join(base, "cache"), strconv.FormatBool(rgb)}, "|"))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -142,31 +180,32 @@ func runReadyChild(b *testing.B, root, registry string) readyResult {
 		b.Fatalf("ready child: %v\n%s", err, stderr.String())
 	}
 	var r readyResult
-	var secs float64
-	var cpu float64
-	var wait float64
-	if _, err := fmt.Sscanf(string(out), "READY %g %d %d %d %g %g", &secs, &r.rssKiB, &r.hwmKiB, &r.tiles, &cpu, &wait); err != nil {
+	var secs [4]float64
+	var cpu, wait float64
+	if _, err := fmt.Sscanf(string(out), "READY %g %g %g %g %d %d %d %g %g", &secs[0], &secs[1], &secs[2], &secs[3], &r.rssKiB, &r.hwmKiB, &r.tiles, &cpu, &wait); err != nil {
 		b.Fatalf("ready child said %q: %v\n%s", out, err, stderr.String())
 	}
-	r.ready = time.Duration(secs * float64(time.Second))
-	r.cpu = time.Duration(cpu * float64(time.Second))
-	r.wait = time.Duration(wait * float64(time.Second))
+	d := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	r.ready, r.rootJSON, r.zoneJSON, r.rgbChunk = d(secs[0]), d(secs[1]), d(secs[2]), d(secs[3])
+	r.cpu, r.wait = d(cpu), d(wait)
 	return r
 }
 
-// readyChild is the child's side: it mounts, prints
-// "READY <seconds> <VmRSS KiB> <VmHWM KiB> <tiles>", unmounts.
+// readyChild is the child's side: it mounts or serves, reads the first
+// keys, prints "READY <ready s> <root s> <zone s> <rgb s> <VmRSS KiB>
+// <VmHWM KiB> <tiles> <cpu s> <run-queue wait s>", stops.
 func readyChild(spec string) int {
 	parts := strings.Split(spec, "|")
-	if len(parts) != 4 {
+	if len(parts) != 6 {
 		fmt.Fprintln(os.Stderr, "bad spec", spec)
 		return 2
 	}
-	root, registry, mp, cdir := parts[0], parts[1], parts[2], parts[3]
+	front, root, registry, mp, cdir, rgb := parts[0], parts[1], parts[2], parts[3], parts[4], parts[5] == "true"
 	ctx := context.Background()
 	start := time.Now()
-	// TESSERAFS_READY_PROFILE=dir writes cpu.pprof (start to ready) and
-	// heap.pprof (at ready) there: where the time and the memory go.
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, err); return 1 }
+	// TESSERAFS_READY_PROFILE=dir writes cpu.pprof (start to the end) and
+	// heap.pprof (at the end) there: where the time and the memory go.
 	prof := os.Getenv("TESSERAFS_READY_PROFILE")
 	if prof != "" {
 		f, err := os.Create(filepath.Join(prof, "cpu.pprof"))
@@ -176,32 +215,82 @@ func readyChild(spec string) int {
 	}
 	cat, err := index.Discover(ctx, root, index.Options{Lazy: true, Registry: registry, Logger: quietLogger()})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	c, err := cache.Open(cdir, cache.Options{Budget: 1 << 30, Logger: quietLogger()})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
 	defer c.Close()
 	st, err := store.New(cat, store.Options{Cache: c, Logger: quietLogger()})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(err)
 	}
-	debug.FreeOSMemory() // as tesserafs mount does
-	srv, err := fusefs.Mount(ctx, st, mp, fusefs.Options{Logger: quietLogger()})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	debug.FreeOSMemory() // as tesserafs mount and serve do
+	// get reads a key through the front end.
+	var get func(key string) error
+	switch front {
+	case "mount":
+		srv, err := fusefs.Mount(ctx, st, mp, fusefs.Options{Logger: quietLogger()})
+		if err != nil {
+			return fail(err)
+		}
+		defer srv.Unmount()
+		get = func(key string) error {
+			_, err := os.ReadFile(filepath.Join(mp, key))
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(mp, "catalog.json")); err != nil {
+			return fail(err)
+		}
+	case "serve":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fail(err)
+		}
+		hs := &http.Server{Handler: httpserve.New(st, httpserve.Options{Logger: quietLogger()})}
+		go hs.Serve(ln)
+		defer hs.Close()
+		base := "http://" + ln.Addr().String() + "/"
+		get = func(key string) error {
+			resp, err := http.Get(base + key)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET %s: %s", key, resp.Status)
+			}
+			return nil
+		}
+		if err := get("healthz"); err != nil {
+			return fail(err)
+		}
+	default:
+		return fail(fmt.Errorf("front %q", front))
 	}
-	defer srv.Unmount()
-	if _, err := os.Stat(filepath.Join(mp, "catalog.json")); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	var at [4]time.Duration
+	at[0] = time.Since(start)
+	y := cat.Years[0]
+	z := y.Zones[0]
+	if err := get(fmt.Sprintf("%d.zarr/zarr.json", y.Year)); err != nil {
+		return fail(err)
 	}
-	ready := time.Since(start)
+	at[1] = time.Since(start)
+	if err := get(fmt.Sprintf("%d.zarr/utm%02d/zarr.json", y.Year, z.Zone)); err != nil {
+		return fail(err)
+	}
+	at[2] = time.Since(start)
+	if rgb {
+		sh := z.Shards(256)[0]
+		if err := get(fmt.Sprintf("%d.zarr/utm%02d/rgb/c/%d/%d/0", y.Year, z.Zone, sh.Row, sh.Col)); err != nil {
+			return fail(err)
+		}
+		at[3] = time.Since(start)
+	}
 	if prof != "" {
 		pprof.StopCPUProfile()
 		if f, err := os.Create(filepath.Join(prof, "heap.pprof")); err == nil {
@@ -219,7 +308,8 @@ func readyChild(spec string) int {
 			tiles += len(z.Placements)
 		}
 	}
-	fmt.Printf("READY %.4f %d %d %d %.4f %.4f\n", ready.Seconds(), rss, hwm, tiles, cpu.Seconds(), runQueueWait().Seconds())
+	fmt.Printf("READY %.4f %.4f %.4f %.4f %d %d %d %.4f %.4f\n", at[0].Seconds(), at[1].Seconds(), at[2].Seconds(), at[3].Seconds(),
+		rss, hwm, tiles, cpu.Seconds(), runQueueWait().Seconds())
 	runtime.KeepAlive(cat)
 	return 0
 }
@@ -282,6 +372,25 @@ func sparseRoot(b *testing.B, n int) string {
 	os.RemoveAll(dir)
 	b.Logf("writing %d sparse tiles to %s (once)", n, dir)
 	if _, err := synth.Write(context.Background(), dir, synth.Options{Year: year, Tiles: synth.Grid(n, -3, 40), Sparse: true}); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// realRoot returns a tiles root of four real (not sparse) synthetic tiles,
+// 2 × 2 at 40° N, written once into the temporary directory and reused.
+func realRoot(b *testing.B) string {
+	dir := filepath.Join(os.TempDir(), "tesserafs-bench-real-4-"+synth.SourceHash()[:12])
+	marker := filepath.Join(dir, ".complete")
+	if _, err := os.Stat(marker); err == nil {
+		return dir
+	}
+	os.RemoveAll(dir)
+	b.Logf("writing 4 real tiles to %s (once)", dir)
+	if _, err := synth.Write(context.Background(), dir, synth.Options{Year: year, Tiles: synth.Grid(4, -2.95, 40.05)}); err != nil {
 		b.Fatal(err)
 	}
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
