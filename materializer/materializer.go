@@ -46,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -384,12 +385,11 @@ type progress struct {
 // rowPrefix is the prefix of a chunk key up to its first chunk coordinate
 // (".../c/<i>/"): the unit of a partition's listing.
 func rowPrefix(key string) string {
-	before, after, ok := strings.Cut(key, "/c/")
-	if !ok {
+	k, ok := keyspace.Parse(key)
+	if !ok || k.Kind != keyspace.Chunk {
 		return ""
 	}
-	i, _, _ := strings.Cut(after, "/")
-	return before + "/c/" + i + "/"
+	return k.ChunkRow()
 }
 
 func (p *progress) has(key string) bool {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -35,10 +36,10 @@ import (
 // needs and that is not in the output yet is computed in memory (never
 // written by a partition that does not own it).
 const (
-	PhaseZones    = "zones"
-	PhaseGlobal0  = "global0"
-	PhaseGlobal   = "global"
-	PhaseFinalize = "finalize"
+	PhaseZones    = keyspace.PhaseZones
+	PhaseGlobal0  = keyspace.PhaseGlobal0
+	PhaseGlobal   = keyspace.PhaseGlobal
+	PhaseFinalize = keyspace.PhaseFinalize
 )
 
 // DataPhases are the phases that write data keys, in order.
@@ -72,35 +73,16 @@ func ParsePartition(s string) (Partition, error) {
 	return Partition{I: i, N: n}, nil
 }
 
-// PhaseOf returns the phase that writes key.
+// PhaseOf returns the phase that writes key (keyspace.Key.Phase).
 func PhaseOf(key string) string {
-	before, _, isChunk := strings.Cut(key, "/c/")
-	if !isChunk {
-		return PhaseFinalize
-	}
-	parts := strings.Split(before, "/")
-	// <year>.zarr/utmNN/{embeddings,scales,rgb}
-	if len(parts) == 3 && strings.HasPrefix(parts[1], "utm") {
-		switch parts[2] {
-		case "embeddings", "scales", "rgb":
-			return PhaseZones
-		}
-		return PhaseFinalize // coordinates
-	}
-	// <year>.zarr/global_rgb/<level>/rgb
-	if len(parts) == 4 && parts[1] == "global_rgb" && parts[3] == "rgb" {
-		if parts[2] == "0" {
-			return PhaseGlobal0
-		}
-		return PhaseGlobal
-	}
-	return PhaseFinalize
+	k, _ := keyspace.Parse(key)
+	return k.Phase()
 }
 
 // isRoot reports whether key is the root zarr.json of a year store.
 func isRoot(key string) bool {
-	d, f := path.Split(key)
-	return f == "zarr.json" && strings.Count(d, "/") == 1 && strings.HasSuffix(d, ".zarr/")
+	k, ok := keyspace.Parse(key)
+	return ok && k.Kind == keyspace.YearMeta
 }
 
 // Estimated uncompressed bytes of one chunk of each kind, for plans.
@@ -134,13 +116,12 @@ type Unit struct {
 // decides, reading the shard's scales): Keys lists them all.
 func (u Unit) Keys() []string {
 	if u.Phase != PhaseZones {
-		return []string{store.GlobalChunkKey(u.Year, u.Level, u.I, u.J)}
+		return []string{keyspace.GlobalRGBChunk(u.Year, u.Level, u.I, u.J)}
 	}
-	g := generate.ZoneGroupName(u.Zone)
 	return []string{
-		fmt.Sprintf("%d.zarr/%s/embeddings/c/%d/%d/0", u.Year, g, u.I, u.J),
-		fmt.Sprintf("%d.zarr/%s/scales/c/%d/%d", u.Year, g, u.I, u.J),
-		fmt.Sprintf("%d.zarr/%s/rgb/c/%d/%d/0", u.Year, g, u.I, u.J),
+		keyspace.ZoneShard(u.Year, u.Zone, keyspace.Embeddings, u.I, u.J),
+		keyspace.ZoneShard(u.Year, u.Zone, keyspace.Scales, u.I, u.J),
+		keyspace.ZoneShard(u.Year, u.Zone, keyspace.RGB, u.I, u.J),
 	}
 }
 
@@ -160,15 +141,18 @@ type row struct {
 // prefixes are the key prefixes the row's keys are under (one per array):
 // what a partition lists of the output.
 func (r *row) prefixes() []string {
+	row := func(key string) string {
+		k, _ := keyspace.Parse(key)
+		return k.ChunkRow()
+	}
 	if r.z == nil {
-		return []string{fmt.Sprintf("%d.zarr/global_rgb/%d/rgb/c/%d/", r.year, r.level, r.i)}
+		return []string{row(keyspace.GlobalRGBChunk(r.year, r.level, r.i, 0))}
 	}
-	g := generate.ZoneGroupName(r.z.Zone)
-	return []string{
-		fmt.Sprintf("%d.zarr/%s/embeddings/c/%d/", r.year, g, r.i),
-		fmt.Sprintf("%d.zarr/%s/rgb/c/%d/", r.year, g, r.i),
-		fmt.Sprintf("%d.zarr/%s/scales/c/%d/", r.year, g, r.i),
+	var out []string
+	for _, a := range []string{keyspace.Embeddings, keyspace.RGB, keyspace.Scales} {
+		out = append(out, row(keyspace.ZoneShard(r.year, r.z.Zone, a, r.i, 0)))
 	}
+	return out
 }
 
 // phasePlan is the rows of one data phase, in order.
@@ -388,29 +372,18 @@ func (p *Plan) Units(ctx context.Context, phase string, part Partition) ([]Unit,
 // OwnerOf returns the phase and the partition that own data key, or ok
 // false for a key that is not a data key of the plan.
 func (p *Plan) OwnerOf(key string) (phase string, owner int, ok bool) {
-	phase = PhaseOf(key)
+	k, ok := keyspace.Parse(key)
+	phase = k.Phase()
 	pp := p.phases[phase]
-	if pp == nil {
+	if !ok || pp == nil || k.Kind != keyspace.Chunk {
 		return phase, 0, false
 	}
-	before, after, _ := strings.Cut(key, "/c/")
-	parts := strings.Split(before, "/")
-	year, err1 := strconv.Atoi(strings.TrimSuffix(parts[0], ".zarr"))
-	ij := strings.Split(after, "/")
-	i, err2 := strconv.Atoi(ij[0])
-	var j int
-	var err3 error = errors.New("no column")
-	if len(ij) > 1 {
-		j, err3 = strconv.Atoi(ij[1])
-	}
-	if err1 != nil || err2 != nil || err3 != nil {
-		return phase, 0, false
-	}
-	id := rowID{phase: phase, year: year, i: i}
+	i, j := k.Coords[0], k.Coords[1]
+	id := rowID{phase: phase, year: k.Year, i: i}
 	if phase == PhaseZones {
-		id.zone, _ = strconv.Atoi(strings.TrimPrefix(parts[1], "utm"))
+		id.zone = k.Zone
 	} else {
-		id.level, _ = strconv.Atoi(parts[2])
+		id.level = k.Level
 	}
 	p.byRowOnce.Do(func() {
 		p.byRow = map[rowID]*row{}
@@ -598,6 +571,6 @@ func (p *Plan) ownerByPlace(cat *index.Catalogue, pr *index.Projector, tilePath 
 	}
 	row := int((z.OriginN-fp.OriginN)/10+float64(fp.H)/2) / 256
 	col := int((fp.OriginE-z.OriginE)/10+float64(fp.W)/2) / 256
-	_, owner, ok := p.OwnerOf(fmt.Sprintf("%d.zarr/%s/embeddings/c/%d/%d/0", year, generate.ZoneGroupName(z.Zone), row, col))
+	_, owner, ok := p.OwnerOf(keyspace.ZoneShard(year, z.Zone, keyspace.Embeddings, row, col))
 	return owner, ok
 }

@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/cache"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -168,22 +167,13 @@ func warmKeys(ctx context.Context, st *store.Store, box *[4]float64) ([]string, 
 					continue
 				}
 			}
-			prefix := fmt.Sprintf("%d.zarr/utm%02d", y.Year, z.Zone)
-			err := st.Walk(ctx, prefix, func(k string) error {
-				_, c, ok := strings.Cut(k, "/c/")
-				if !ok {
+			err := st.Walk(ctx, keyspace.ZoneDir(y.Year, z.Zone), func(k string) error {
+				key, ok := keyspace.Parse(k)
+				if !ok || key.Phase() != keyspace.PhaseZones { // metadata, coordinate chunks
 					return nil
 				}
-				parts := strings.Split(c, "/")
-				if len(parts) < 2 { // a 1-D coordinate chunk
+				if want != nil && !want[index.ShardIndex{Row: key.Coords[0], Col: key.Coords[1]}] {
 					return nil
-				}
-				if want != nil {
-					i, _ := strconv.Atoi(parts[0])
-					j, _ := strconv.Atoi(parts[1])
-					if !want[index.ShardIndex{Row: i, Col: j}] {
-						return nil
-					}
 				}
 				keys = append(keys, k)
 				return nil
@@ -196,8 +186,7 @@ func warmKeys(ctx context.Context, st *store.Store, box *[4]float64) ([]string, 
 	return keys, nil
 }
 
-// shardSize is the shard edge of the zone arrays, in pixels (spec §3).
-const shardSize = 256
+const shardSize = keyspace.ShardSize
 
 // shardsInBox returns the shards of z that some tile touching box
 // (lonMin, latMin, lonMax, latMax, as parseBBox gives) overlaps.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/preview"
 )
 
@@ -132,7 +132,7 @@ func runPreview(ctx context.Context, o previewOptions, stdout io.Writer) error {
 	}
 	what := fmt.Sprintf("%d.zarr/global_rgb level %d", t.Year, level)
 	if o.Zone != 0 {
-		what = fmt.Sprintf("%d.zarr/%s/rgb level %d", t.Year, generate.ZoneGroupName(o.Zone), level)
+		what = fmt.Sprintf("%d.zarr/%s/rgb level %d", t.Year, keyspace.ZoneGroup(o.Zone), level)
 	}
 	if chose != "" {
 		fmt.Fprintf(stdout, "preview: %s\n", chose)

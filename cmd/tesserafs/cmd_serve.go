@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tesserafs/tesserafs/internal/httpserve"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/viewer"
 )
@@ -144,8 +145,8 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 		yearStores(cat), countTiles(cat), countZones(cat), len(skipped))
 	printCacheLine(stdout, o.Cache, c.Stats())
 	if len(cat.Years) > 0 {
-		fmt.Fprintf(stdout, "  e.g. xr.open_zarr(\"http://%s/%d.zarr\", group=\"utm%02d\", consolidated=True)\n",
-			addr, cat.Years[0].Year, cat.Years[0].Zones[0].Zone)
+		fmt.Fprintf(stdout, "  e.g. xr.open_zarr(\"http://%s/%s\", group=\"%s\", consolidated=True)\n",
+			addr, keyspace.YearDir(cat.Years[0].Year), keyspace.ZoneGroup(cat.Years[0].Zones[0].Zone))
 	}
 	if o.onReady != nil {
 		o.onReady(addr, st)

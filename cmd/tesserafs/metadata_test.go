@@ -18,6 +18,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 )
 
@@ -114,7 +115,7 @@ func TestMetadataWithoutTileBytes(t *testing.T) {
 	sh := z.Shards(generate.ShardSize)[0]
 	ov := z.Overlapping(sh.Row*generate.ShardSize, sh.Col*generate.ShardSize, (sh.Row+1)*generate.ShardSize, (sh.Col+1)*generate.ShardSize)
 	victim := ov[0].Tile.Coord.Name()
-	chunk := "2024.zarr/" + generate.ZoneGroupName(z.Zone) + "/embeddings/c/" + strconv.Itoa(sh.Row) + "/" + strconv.Itoa(sh.Col) + "/0"
+	chunk := "2024.zarr/" + keyspace.ZoneGroup(z.Zone) + "/embeddings/c/" + strconv.Itoa(sh.Row) + "/" + strconv.Itoa(sh.Col) + "/0"
 
 	mp, mproc = mount()
 	base, sproc = startServe(t, append([]string{"--tiles", tiles}, cacheArgs()...)...)

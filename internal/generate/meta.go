@@ -1,19 +1,19 @@
 package generate
 
 import (
-	"fmt"
 	"math"
 
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
 // Shard and chunk shapes of the zone arrays (spec §3).
 const (
-	ShardSize  = 256     // a shard is ShardSize × ShardSize pixels
-	InnerSize  = 4       // an inner chunk is InnerSize × InnerSize pixels
-	Bands      = 128     // embedding bands
-	CoordChunk = 1 << 16 // coordinate arrays are chunked in pieces of at most this many elements
+	ShardSize  = keyspace.ShardSize // a shard is ShardSize × ShardSize pixels
+	InnerSize  = keyspace.InnerSize // an inner chunk is InnerSize × InnerSize pixels
+	Bands      = 128                // embedding bands
+	CoordChunk = 1 << 16            // coordinate arrays are chunked in pieces of at most this many elements
 	ZstdLevel  = 3
 )
 
@@ -166,6 +166,3 @@ func Easting(z *index.ZoneGrid, i int) float64 {
 func Northing(z *index.ZoneGrid, i int) float64 {
 	return z.OriginN - (float64(i)+0.5)*index.PixelSize
 }
-
-// ZoneGroupName is the zone group's name in the year store, "utm30".
-func ZoneGroupName(zone int) string { return fmt.Sprintf("utm%02d", zone) }

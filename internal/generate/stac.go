@@ -7,6 +7,7 @@ import (
 	"github.com/twpayne/go-proj/v11"
 
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 )
 
 // STAC 1.1.0 documents of a static, self-contained catalog with relative
@@ -123,12 +124,6 @@ type STACAsset struct {
 	Roles []string `json:"roles"`
 }
 
-// CollectionDir is the folder of a year's collection, "geotessera-2024".
-func CollectionDir(year int) string { return fmt.Sprintf("geotessera-%d", year) }
-
-// ItemID is a zone item's id, "utm30_2024": viewers rely on the suffix.
-func ItemID(zone, year int) string { return fmt.Sprintf("utm%02d_%d", zone, year) }
-
 // Catalog returns catalog.json for the given years.
 func Catalog(years []int) STACCatalog {
 	c := STACCatalog{
@@ -138,7 +133,7 @@ func Catalog(years []int) STACCatalog {
 		Links:       []STACLink{{Rel: "root", Href: "./catalog.json", Type: "application/json"}},
 	}
 	for _, y := range years {
-		c.Links = append(c.Links, STACLink{Rel: "child", Href: "./" + CollectionDir(y) + "/collection.json",
+		c.Links = append(c.Links, STACLink{Rel: "child", Href: "./" + keyspace.CollectionDir(y) + "/collection.json",
 			Type: "application/json", Title: fmt.Sprintf("Geotessera %d", y)})
 	}
 	return c
@@ -163,7 +158,7 @@ func ZoneBBox(p *index.Projector, z *index.ZoneGrid) ([4]float64, error) {
 func Item(b Build, z *index.ZoneGrid, bbox [4]float64) STACItem {
 	w, s, e, n := bbox[0], bbox[1], bbox[2], bbox[3]
 	return STACItem{
-		Type: "Feature", StacVersion: stacVersion, ID: ItemID(z.Zone, z.Year),
+		Type: "Feature", StacVersion: stacVersion, ID: keyspace.ItemID(z.Zone, z.Year),
 		Geometry: STACPolygon{Type: "Polygon", Coordinates: [][][2]float64{{{w, s}, {e, s}, {e, n}, {w, n}, {w, s}}}},
 		BBox:     bbox,
 		Properties: STACItemProperties{
@@ -183,7 +178,7 @@ func Item(b Build, z *index.ZoneGrid, bbox [4]float64) STACItem {
 			{Rel: "collection", Href: "../collection.json", Type: "application/json"},
 		},
 		Assets: map[string]STACAsset{"zarr": {
-			Href:  fmt.Sprintf("../../%d.zarr/%s", z.Year, ZoneGroupName(z.Zone)),
+			Href:  fmt.Sprintf("../../%d.zarr/%s", z.Year, keyspace.ZoneGroup(z.Zone)),
 			Type:  ZarrMediaType,
 			Title: "Zarr v3 embedding store",
 			Roles: []string{"data"},
@@ -196,7 +191,7 @@ func Item(b Build, z *index.ZoneGrid, bbox [4]float64) STACItem {
 // zone order.
 func Collection(year int, zones []*index.ZoneGrid, bboxes [][4]float64) STACCollection {
 	c := STACCollection{
-		Type: "Collection", ID: CollectionDir(year), StacVersion: stacVersion,
+		Type: "Collection", ID: keyspace.CollectionDir(year), StacVersion: stacVersion,
 		Title:       fmt.Sprintf("Geotessera %d", year),
 		Description: fmt.Sprintf("Geotessera embedding stores for %d", year),
 		License:     "other",
@@ -216,7 +211,7 @@ func Collection(year int, zones []*index.ZoneGrid, bboxes [][4]float64) STACColl
 	c.Extent.Spatial.BBox = [][4]float64{union}
 	c.Extent.Temporal.Interval = [][2]string{{fmt.Sprintf("%d-01-01T00:00:00Z", year), fmt.Sprintf("%d-12-31T23:59:59Z", year)}}
 	for _, z := range zones {
-		id := ItemID(z.Zone, year)
+		id := keyspace.ItemID(z.Zone, year)
 		c.Links = append(c.Links, STACLink{Rel: "item", Href: "./" + id + "/" + id + ".json", Type: "application/geo+json"})
 	}
 	c.Links = append(c.Links, STACLink{Rel: "parent", Href: "../catalog.json", Type: "application/json"})

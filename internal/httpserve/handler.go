@@ -39,6 +39,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -322,7 +323,7 @@ func (h *Handler) lookup(ctx context.Context, key string) (isFile, exists bool, 
 }
 
 // isChunk reports whether key is a chunk (shard) of an array.
-func isChunk(key string) bool { return strings.Contains(key, "/c/") }
+func isChunk(key string) bool { return keyspace.IsChunk(key) }
 
 // ETag is the strong validator of key: a hash of the key and the store's
 // fingerprint, which covers the format version, the build attributes and

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/zarr"
 )
@@ -176,7 +177,7 @@ func renderGlobal(ctx context.Context, st *store.Store, t Target, l int, win Win
 				continue
 			}
 			g.Go(func() error {
-				key := store.GlobalChunkKey(t.Year, l, ci, cj)
+				key := keyspace.GlobalRGBChunk(t.Year, l, ci, cj)
 				b, err := st.Get(gctx, key)
 				if errors.Is(err, store.ErrNotFound) {
 					return nil // no finite scale: all transparent (spec §3)
@@ -212,7 +213,7 @@ func zoneGrid(st *store.Store, t Target) (*index.ZoneGrid, error) {
 	}
 	z := y.Zone(t.Zone)
 	if z == nil {
-		return nil, fmt.Errorf("%d.zarr/%s: %w", t.Year, generate.ZoneGroupName(t.Zone), store.ErrNotFound)
+		return nil, fmt.Errorf("%d.zarr/%s: %w", t.Year, keyspace.ZoneGroup(t.Zone), store.ErrNotFound)
 	}
 	return z, nil
 }
@@ -263,7 +264,7 @@ func renderZone(ctx context.Context, st *store.Store, t Target, l int, win Windo
 				continue
 			}
 			g.Go(func() error {
-				key := store.RGBShardKey(z, si, sj)
+				key := keyspace.ZoneShard(z.Year, z.Zone, keyspace.RGB, si, sj)
 				b, err := st.Get(gctx, key)
 				if errors.Is(err, store.ErrNotFound) {
 					return nil // no finite scale: all transparent (spec §3)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
@@ -40,7 +41,7 @@ func (s *Store) yearTree(y *index.Year) *dirNode {
 		return encodeJSON(full)
 	}})
 	for _, z := range y.Zones {
-		d.add(generate.ZoneGroupName(z.Zone), s.zoneTree(z))
+		d.add(keyspace.ZoneGroup(z.Zone), s.zoneTree(z))
 	}
 	d.add("global_rgb", s.globalTree(y))
 	return d
@@ -90,13 +91,13 @@ func (s *Store) addSTAC(root *dirNode) error {
 			}
 			bboxes = append(bboxes, bb)
 			item := newDir()
-			id := generate.ItemID(z.Zone, y.Year)
+			id := keyspace.ItemID(z.Zone, y.Year)
 			item.add(id+".json", s.itemFile(z, bb))
 			coll.add(id, item)
 		}
 		coll.names = append([]string{"collection.json"}, coll.names...)
 		coll.children["collection.json"] = jsonFile(generate.Collection(y.Year, y.Zones, bboxes))
-		root.add(generate.CollectionDir(y.Year), coll)
+		root.add(keyspace.CollectionDir(y.Year), coll)
 	}
 	root.names = append([]string{"catalog.json"}, root.names...)
 	root.children["catalog.json"] = jsonFile(generate.Catalog(years))

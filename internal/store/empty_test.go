@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/tesserafs/tesserafs/index"
@@ -195,4 +196,49 @@ func allFill(array string, ch []byte) bool {
 		return true
 	}
 	return !slices.ContainsFunc(ch, func(b byte) bool { return b != 0 })
+}
+
+// TestLookupDecidesFewShards: looking up one scales or rgb chunk, or its
+// chunk directories, decides the existence of that chunk's row at most (a
+// lookup of c/<i> stops at the first shard of row i that exists), never
+// every shard of the zone as a listing of c/ does.
+func TestLookupDecidesFewShards(t *testing.T) {
+	ctx := context.Background()
+	specs := synth.Grid(2, -2.95, 0.05)
+	root := testtiles.Tiles(t, "bounded-sample", specs)
+	for _, tc := range []struct {
+		key  string
+		most func(z *index.ZoneGrid, i int) int
+	}{
+		{"scales/c/%d", func(z *index.ZoneGrid, i int) int { return len(z.ShardCols(256, i)) }},
+		{"scales/c/%d/%d", func(*index.ZoneGrid, int) int { return 1 }},
+		{"rgb/c/%d/%d", func(*index.ZoneGrid, int) int { return 1 }},
+		{"rgb/c/%d/%d/0", func(*index.ZoneGrid, int) int { return 1 }},
+	} {
+		st := storeAt(t, root, store.Options{Workers: 2})
+		z := st.Catalogue().Years[0].Zones[0]
+		shards := z.Shards(256)
+		sh := shards[len(shards)/2]
+		key := fmt.Sprintf("%d.zarr/utm%02d/", year, z.Zone) + tc.key
+		if strings.Count(tc.key, "%d") == 1 {
+			key = fmt.Sprintf(key, sh.Row)
+		} else {
+			key = fmt.Sprintf(key, sh.Row, sh.Col)
+		}
+		if _, err := st.Stat(ctx, key); err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if n, most := st.Stats().Probed, tc.most(z, sh.Row); n > int64(most) || n == 0 {
+			t.Errorf("%s: decided %d shards, want 1..%d of the zone's %d", key, n, most, len(shards))
+		}
+	}
+	// A listing of c/ decides every shard: what the lookups must not do.
+	st := storeAt(t, root, store.Options{Workers: 2})
+	z := st.Catalogue().Years[0].Zones[0]
+	if _, err := st.ReadDir(ctx, fmt.Sprintf("%d.zarr/utm%02d/scales/c", year, z.Zone)); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Stats().Probed; n != int64(len(z.Shards(256))) {
+		t.Errorf("listing c/ decided %d shards of %d", n, len(z.Shards(256)))
+	}
 }

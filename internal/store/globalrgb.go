@@ -8,6 +8,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
@@ -58,11 +59,6 @@ func (s *Store) globalTree(y *index.Year) *dirNode {
 		d.add(strconv.Itoa(l), ld)
 	}
 	return d
-}
-
-// GlobalChunkKey is the key of chunk (i, j) of level l of year's global_rgb.
-func GlobalChunkKey(year, l, i, j int) string {
-	return fmt.Sprintf("%d.zarr/global_rgb/%d/rgb/c/%d/%d/0", year, l, i, j)
 }
 
 // globalSource is the chunk space of global_rgb/<level>/rgb: the chunks
@@ -161,7 +157,7 @@ func (gs *globalSource) level0(ctx context.Context, idx *generate.GlobalIndex, i
 	sc := gs.getScratch()
 	defer gs.s.der.scratch.Put(sc)
 	found, err := idx.Level0(sc, i, j, func(z *index.ZoneGrid, si, sj int) ([]byte, error) {
-		return gs.s.dep(ctx, RGBShardKey(z, si, sj))
+		return gs.s.dep(ctx, keyspace.ZoneShard(z.Year, z.Zone, keyspace.RGB, si, sj))
 	})
 	if err != nil {
 		return nil, err
@@ -169,7 +165,7 @@ func (gs *globalSource) level0(ctx context.Context, idx *generate.GlobalIndex, i
 	if !found {
 		// Listed from the tiles' footprints, but all water here: the
 		// chunk is stored as fill rather than being a name that fails.
-		gs.s.log.Debug("global_rgb chunk without data", "key", GlobalChunkKey(idx.Year, 0, i, j))
+		gs.s.log.Debug("global_rgb chunk without data", "key", keyspace.GlobalRGBChunk(idx.Year, 0, i, j))
 	}
 	return sc.Encode(sc.Out), nil
 }
@@ -186,7 +182,7 @@ func (gs *globalSource) reduce(ctx context.Context, idx *generate.GlobalIndex, i
 			if !idx.Has(l-1, ci, cj) {
 				continue
 			}
-			key := GlobalChunkKey(idx.Year, l-1, ci, cj)
+			key := keyspace.GlobalRGBChunk(idx.Year, l-1, ci, cj)
 			b, err := gs.s.dep(ctx, key)
 			if err != nil {
 				return nil, err
@@ -202,10 +198,10 @@ func (gs *globalSource) reduce(ctx context.Context, idx *generate.GlobalIndex, i
 			if b := kids[qi][qj]; b != nil {
 				raw, err := zarr.DecodeZstd(b)
 				if err != nil {
-					return nil, fmt.Errorf("%s: %w", GlobalChunkKey(idx.Year, l-1, 2*i+qi, 2*j+qj), err)
+					return nil, fmt.Errorf("%s: %w", keyspace.GlobalRGBChunk(idx.Year, l-1, 2*i+qi, 2*j+qj), err)
 				}
 				if len(raw) != generate.GlobalChunkBytes {
-					return nil, fmt.Errorf("%s: decodes to %d bytes, want %d", GlobalChunkKey(idx.Year, l-1, 2*i+qi, 2*j+qj), len(raw), generate.GlobalChunkBytes)
+					return nil, fmt.Errorf("%s: decodes to %d bytes, want %d", keyspace.GlobalRGBChunk(idx.Year, l-1, 2*i+qi, 2*j+qj), len(raw), generate.GlobalChunkBytes)
 				}
 				child = raw
 			}

@@ -85,6 +85,25 @@ func (o *occupancy) row(i int, cols []int) []int {
 	return out
 }
 
+// anyInRow reports whether some shard of row i (whose tile-touched
+// columns cols lists) exists, deciding o.workers shards at a time and
+// stopping at the first batch that holds one.
+func (o *occupancy) anyInRow(i int, cols []int) bool {
+	for start := 0; start < len(cols); start += o.workers {
+		batch := make([]index.ShardIndex, 0, o.workers)
+		for _, j := range cols[start:min(start+o.workers, len(cols))] {
+			batch = append(batch, index.ShardIndex{Row: i, Col: j})
+		}
+		o.ensure(batch)
+		for _, sh := range batch {
+			if o.has(sh) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // rows returns the rows of rows (those holding a tile-touched shard, whose
 // columns cols lists) that hold a shard that exists, deciding up to
 // listBatch shards at a time.
@@ -120,6 +139,7 @@ func (s *Store) probe(z *index.ZoneGrid, sh index.ShardIndex) (bool, error) {
 		w = generate.NewProbeFor(s.cat.Source)
 	}
 	defer s.probes.Put(w)
+	s.probed.Add(1)
 	ok, err := w.HasScales(z, sh.Row, sh.Col, s.masks)
 	if err != nil {
 		s.log.Warn("deciding whether a shard exists", "zone", z.Zone, "row", sh.Row, "col", sh.Col, "err", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 )
 
 // stretchState is a Store's rgb stretches, each computed once.
@@ -50,7 +51,7 @@ func stretchCacheKey(k stretchKey) string {
 	if k.zone == 0 {
 		return fmt.Sprintf("%d.zarr/.stretch", k.year)
 	}
-	return fmt.Sprintf("%d.zarr/%s/rgb/.stretch", k.year, generate.ZoneGroupName(k.zone))
+	return fmt.Sprintf("%d.zarr/%s/rgb/.stretch", k.year, keyspace.ZoneGroup(k.zone))
 }
 
 // StretchRecordPrefix starts the name of a stretch's record in a
@@ -64,7 +65,7 @@ func stretchRecordKey(k stretchKey) string {
 	if k.zone == 0 {
 		return fmt.Sprintf("%s%d.json", StretchRecordPrefix, k.year)
 	}
-	return fmt.Sprintf("%s%d-%s.json", StretchRecordPrefix, k.year, generate.ZoneGroupName(k.zone))
+	return fmt.Sprintf("%s%d-%s.json", StretchRecordPrefix, k.year, keyspace.ZoneGroup(k.zone))
 }
 
 // StretchRecords lists the ReadThrough keys under which the store's
@@ -258,7 +259,7 @@ func (s *Store) RGBStretch(year, zone int) (generate.Stretch, string, error) {
 		}
 	}
 	if z == nil {
-		return generate.Stretch{}, "", fmt.Errorf("%d.zarr/%s: %w", year, generate.ZoneGroupName(zone), ErrNotFound)
+		return generate.Stretch{}, "", fmt.Errorf("%d.zarr/%s: %w", year, keyspace.ZoneGroup(zone), ErrNotFound)
 	}
 	mode := "zone"
 	if s.opts.Build.Stretch == "global" {
@@ -271,9 +272,4 @@ func (s *Store) RGBStretch(year, zone int) (generate.Stretch, string, error) {
 	defer s.der.workers.Put(w)
 	st, err := s.stretch(w, z)
 	return st, mode, err
-}
-
-// RGBShardKey is the key of rgb shard (i, j) of zone z.
-func RGBShardKey(z *index.ZoneGrid, i, j int) string {
-	return fmt.Sprintf("%d.zarr/%s/rgb/c/%d/%d/0", z.Year, generate.ZoneGroupName(z.Zone), i, j)
 }

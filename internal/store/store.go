@@ -72,6 +72,9 @@ type Stats struct {
 	// PeakGenerating is the most chunk generations that ran at once (at
 	// most Options.Workers).
 	PeakGenerating int64
+	// Probed is how many shards' existence was decided from their scales
+	// and landmasks (occupancy.go): what lookups and listings cost.
+	Probed int64
 }
 
 // Store is the virtual key space of one tiles catalogue. Safe for
@@ -90,6 +93,7 @@ type Store struct {
 
 	generated, hits, bytes atomic.Int64
 	generating, peak       atomic.Int64 // generations running now, and at most
+	probed                 atomic.Int64 // shards whose existence was decided
 
 	probes    sync.Pool           // *generate.Worker from NewProbe (occupancy.go)
 	der       *derivedEngine      // derived chunks (derived.go)
@@ -156,7 +160,7 @@ func (s *Store) Catalogue() *index.Catalogue { return s.cat }
 
 // Stats returns the counters so far.
 func (s *Store) Stats() Stats {
-	return Stats{Generated: s.generated.Load(), CacheHits: s.hits.Load(), Bytes: s.bytes.Load(), PeakGenerating: s.peak.Load()}
+	return Stats{Generated: s.generated.Load(), CacheHits: s.hits.Load(), Bytes: s.bytes.Load(), PeakGenerating: s.peak.Load(), Probed: s.probed.Load()}
 }
 
 // ModTime is the modification time reported for every key.

@@ -72,6 +72,24 @@ type ChunkSource interface {
 	Generate(ctx context.Context, w *generate.Worker, coords []int) ([]byte, error)
 }
 
+// dirChecker is a ChunkSource that decides whether one chunk directory
+// exists without listing its parent: a lookup of c/<i> in a zone of two
+// hundred thousand shards must not decide every shard of the zone.
+type dirChecker interface {
+	// HasDir reports whether the chunk directory at prefix (0 <
+	// len(prefix) < Dims()) exists, i.e. holds some chunk.
+	HasDir(prefix []int) bool
+}
+
+// hasDir reports whether the chunk directory at prefix exists: what the
+// parent's listing says, asked as cheaply as the source can.
+func hasDir(c ChunkSource, prefix []int) bool {
+	if d, ok := c.(dirChecker); ok {
+		return d.HasDir(prefix)
+	}
+	return slices.Contains(c.List(prefix[:len(prefix)-1]), prefix[len(prefix)-1])
+}
+
 // resolved is a key resolved against the tree.
 type resolved struct {
 	n      node
@@ -129,7 +147,7 @@ func resolveChunk(a *arrayNode, parts []string) (resolved, bool) {
 		if !a.chunks.Has(coords) {
 			return resolved{}, false
 		}
-	} else if len(coords) > 0 && !slices.Contains(a.chunks.List(coords[:len(coords)-1]), coords[len(coords)-1]) {
+	} else if len(coords) > 0 && !hasDir(a.chunks, coords) {
 		return resolved{}, false
 	}
 	return resolved{arr: a, coords: coords, inC: true}, true
@@ -186,6 +204,20 @@ func (s *shardSource) List(prefix []int) []int {
 		}
 		return nil
 	}
+}
+
+// HasDir decides row c[0] (c/<i>) from that row's shards alone, stopping
+// at the first that exists, and c/<i>/<j> (embeddings, rgb) from its one
+// shard.
+func (s *shardSource) HasDir(c []int) bool {
+	if len(c) == 2 {
+		return s.Has([]int{c[0], c[1], 0})
+	}
+	cols := s.zone.ShardCols(generate.ShardSize, c[0])
+	if s.occ == nil {
+		return len(cols) > 0
+	}
+	return s.occ.anyInRow(c[0], cols)
 }
 
 func (s *shardSource) Has(c []int) bool {
