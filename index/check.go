@@ -54,6 +54,25 @@ func (e *TileError) Error() string {
 	return fmt.Sprintf("tile %s: %s: %s", e.Coord, e.Path, e.Reason)
 }
 
+// TileReadError is a failure to read a tile's bytes while building a
+// chunk (a file that changed, a connection that dropped): unlike a
+// TileError it keeps its cause, so that errors.Is can tell an outage
+// from a defect. Path names the file or URL when known.
+type TileReadError struct {
+	Coord TileCoord
+	Path  string
+	Err   error
+}
+
+func (e *TileReadError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("tile %s: %v", e.Coord, e.Err)
+	}
+	return fmt.Sprintf("tile %s: %s: %v", e.Coord, e.Path, e.Err)
+}
+
+func (e *TileReadError) Unwrap() error { return e.Err }
+
 // Check makes sure the tile is usable, checking it on first use when
 // discovery was Lazy (at most once per tile: the outcome is remembered for
 // the catalogue's life, and a failure is logged once). It returns a

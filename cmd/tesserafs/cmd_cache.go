@@ -27,7 +27,7 @@ func init() { subcommands = append(subcommands, newCacheCmd) }
 func newCacheCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cache stats|clear|warm --cache DIR",
-		Short: "Inspect, empty or fill the shard cache of mount",
+		Short: "Inspect, empty or fill the chunk cache that mount, serve and cache warm share",
 	}
 	cmd.AddCommand(newCacheStatsCmd(), newCacheClearCmd(), newCacheWarmCmd())
 	return cmd
@@ -135,7 +135,7 @@ type cacheWarmOptions struct {
 func newCacheWarmCmd() *cobra.Command {
 	var o cacheWarmOptions
 	cmd := &cobra.Command{
-		Use:   "warm --tiles DIR --cache DIR [--zones Z,...] [--bbox lon0,lat0,lon1,lat1]",
+		Use:   "warm --tiles DIR|URL --cache DIR [--zones Z,...] [--bbox lon0,lat0,lon1,lat1]",
 		Short: "Generate shards into a cache ahead of use",
 		Long: `Warm generates the shards of the given zones (--zones), or of the tiles that
 touch a lon/lat box (--bbox lon0,lat0,lon1,lat1 in degrees), and keeps them

@@ -23,7 +23,7 @@ type inspectOptions struct {
 func newInspectCmd() *cobra.Command {
 	var o inspectOptions
 	cmd := &cobra.Command{
-		Use:   "inspect --tiles DIR",
+		Use:   "inspect --tiles DIR|URL",
 		Short: "Dry run: what a store built from these tiles would hold",
 		Long: `Inspect indexes the tiles (reading only file headers) and prints, per year and
 UTM zone, the tile count, the zone grid's origin and shape, its shards and how

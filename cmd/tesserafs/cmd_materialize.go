@@ -36,7 +36,7 @@ type materializeOptions struct {
 func newMaterializeCmd() *cobra.Command {
 	var o materializeOptions
 	cmd := &cobra.Command{
-		Use:   "materialize --tiles DIR --out DIR|s3://bucket/prefix/",
+		Use:   "materialize --tiles DIR|URL --out DIR|s3://bucket/prefix/",
 		Short: "Write the year stores and the STAC catalog to a directory or an S3 prefix",
 		Long: `Materialize writes <out>/<year>.zarr/ for every year (or those given) and the
 STAC catalog (<out>/catalog.json and below), generating every shard from the
@@ -381,11 +381,15 @@ func reportFailures(w io.Writer, sum materializer.Summary) {
 // the chain of keys that were derived from it; the whole error when it
 // names no tile.
 func failureCause(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, "tile "); i == 0 || (i >= 2 && msg[i-2:i] == ": ") {
-		return msg[i:]
+	var te *index.TileError
+	if errors.As(err, &te) {
+		return te.Error()
 	}
-	return msg
+	var re *index.TileReadError
+	if errors.As(err, &re) {
+		return re.Error()
+	}
+	return err.Error()
 }
 
 // incompleteError makes a run that left files out end with exit status 3,

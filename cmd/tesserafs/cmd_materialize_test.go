@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/materializer"
 )
@@ -173,10 +175,11 @@ func (io_discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func TestReportFailures(t *testing.T) {
 	const url = "http://127.0.0.1:1/global_0.1_degree_representation/2024/grid_0.15_52.05/grid_0.15_52.05.npy"
+	tileErr := &index.TileReadError{Coord: index.TileCoord{Lon100: 15, Lat100: 5205}, Err: errors.New("npy " + url + ": bytes 0-1048575: 503 Service Unavailable")}
 	cause := "tile grid_0.15_52.05: npy " + url + ": bytes 0-1048575: 503 Service Unavailable"
 	sum := materializer.Summary{Failed: 3, HeldBack: []string{"2024.zarr/zarr.json"}, Failures: []materializer.Failure{
-		{Key: "2024.zarr/utm30/embeddings/c/4/0/0", Err: errors.New("2024.zarr/utm30/embeddings/c/4/0/0: " + cause)},
-		{Key: "2024.zarr/global_rgb/1/rgb/c/48/1756/0", Err: errors.New("2024.zarr/global_rgb/1/rgb/c/48/1756/0: 2024.zarr/global_rgb/0/rgb/c/97/3512/0: zone 30: " + cause)},
+		{Key: "2024.zarr/utm30/embeddings/c/4/0/0", Err: fmt.Errorf("2024.zarr/utm30/embeddings/c/4/0/0: %w", tileErr)},
+		{Key: "2024.zarr/global_rgb/1/rgb/c/48/1756/0", Err: fmt.Errorf("2024.zarr/global_rgb/1/rgb/c/48/1756/0: 2024.zarr/global_rgb/0/rgb/c/97/3512/0: zone 30: %w", tileErr)},
 		{Key: "2024.zarr/utm31/embeddings/c/0/0/0", Err: errors.New("2024.zarr/utm31/embeddings/c/0/0/0: disk on fire")},
 	}}
 	var buf bytes.Buffer

@@ -122,6 +122,34 @@ func parseSize(s string) (int64, error) {
 	return int64(v * mult), nil
 }
 
+// sizeValue is a byte-size flag that takes units as parseSize does and
+// shows its value with one ("512MiB").
+type sizeValue int64
+
+func (v *sizeValue) Set(s string) error {
+	n, err := parseSize(s)
+	if err != nil {
+		return err
+	}
+	*v = sizeValue(n)
+	return nil
+}
+
+func (v *sizeValue) Type() string { return "size" }
+
+func (v *sizeValue) String() string {
+	n := int64(*v)
+	for _, u := range []struct {
+		name  string
+		shift uint
+	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
 type mountOptions struct {
 	storeOptions
 	cacheOptions
@@ -136,7 +164,7 @@ type mountOptions struct {
 func newMountCmd() *cobra.Command {
 	var o mountOptions
 	cmd := &cobra.Command{
-		Use:   "mount --tiles DIR --cache DIR [--cache-size 20GiB] MOUNTPOINT",
+		Use:   "mount --tiles DIR|URL --cache DIR [--cache-size 20GiB] MOUNTPOINT",
 		Short: "Serve the year stores as a read-only file system (FUSE)",
 		Long: `Mount serves the tree that materialize writes (<year>.zarr/ and the STAC
 catalog) as a read-only FUSE file system at MOUNTPOINT, which must be an
@@ -148,7 +176,12 @@ tensorstore, zarrita.js) open the mount point like any directory.
 It runs in the foreground until interrupted (Ctrl-C, SIGTERM), then unmounts.
 A mount left behind by a killed tesserafs ("transport endpoint is not
 connected") is reported with the way out; --force-unmount clears it.`,
-		Args: cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErrorf("mount takes one MOUNTPOINT (an empty directory), got %d argument(s)", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runMount(cmd.Context(), o, args[0], cmd.OutOrStdout())
 		},

@@ -79,6 +79,36 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
+// TestSizeFlags: every size flag takes units, and its default is shown
+// with one (--source-cache-size 512MiB used to fail in strconv.ParseInt).
+func TestSizeFlags(t *testing.T) {
+	for _, tc := range []struct {
+		in, shown string
+		want      int64
+	}{
+		{"512MiB", "512MiB", 512 << 20}, {"1G", "1GiB", 1 << 30}, {"1000", "1000", 1000}, {"1.5KiB", "1536", 1536}, {"0", "0", 0},
+	} {
+		var v sizeValue
+		if err := v.Set(tc.in); err != nil || int64(v) != tc.want || v.String() != tc.shown {
+			t.Errorf("Set(%q): %d shown %q, %v; want %d shown %q", tc.in, v, v.String(), err, tc.want, tc.shown)
+		}
+	}
+	for _, args := range [][]string{
+		{"materialize", "--source-cache-size", "512MiB", "--help"},
+		{"mount", "--source-cache-size", "2GiB", "--help"},
+		{"serve", "--source-cache-size", "64M", "--help"},
+	} {
+		if out, err := runCLI(t, args...); err != nil {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		} else if !strings.Contains(out, "(default 512MiB)") {
+			t.Errorf("%v: help does not show the default with a unit:\n%s", args, out)
+		}
+	}
+	if _, err := runCLI(t, "materialize", "--source-cache-size", "5 parsecs", "--help"); err == nil {
+		t.Error("--source-cache-size 5 parsecs was accepted")
+	}
+}
+
 // TestMountRefuses checks the mistakes mount refuses before mounting.
 func TestMountRefuses(t *testing.T) {
 	tiles := testtiles.Root(t, "test")
@@ -115,6 +145,20 @@ func TestMountRefuses(t *testing.T) {
 				t.Errorf("got %v, want a user error mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestMountNeedsMountpoint: mount without its one argument is a usage
+// error (exit 2) that names MOUNTPOINT.
+func TestMountNeedsMountpoint(t *testing.T) {
+	for _, args := range [][]string{{"mount", "--tiles", "x", "--cache", "y"}, {"mount", "a", "b"}} {
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "TESSERAFS_TEST_MAIN=1")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "MOUNTPOINT") {
+			t.Errorf("%v: %v\n%s; want exit 2 naming MOUNTPOINT", args, err, out)
+		}
 	}
 }
 

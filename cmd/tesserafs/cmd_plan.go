@@ -22,7 +22,7 @@ type planOptions struct {
 func newPlanCmd() *cobra.Command {
 	var o planOptions
 	cmd := &cobra.Command{
-		Use:   "plan --tiles DIR --partitions N [--json]",
+		Use:   "plan --tiles DIR|URL --partitions N [--json]",
 		Short: "Print the phases of a partitioned materialize, with keys and estimated bytes per partition",
 		Long: `Plan prints, in order, the phases of a materialize split into N partitions:
 zones (embeddings, scales and rgb shards), global0 (global_rgb level 0),

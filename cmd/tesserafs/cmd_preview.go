@@ -31,7 +31,7 @@ type previewOptions struct {
 func newPreviewCmd() *cobra.Command {
 	var o previewOptions
 	cmd := &cobra.Command{
-		Use:   "preview --tiles DIR [--level N | --max-pixels 16M] --out FILE.png",
+		Use:   "preview --tiles DIR|URL [--level N | --max-pixels 16M] --out FILE.png",
 		Short: "Write a PNG quicklook of the global RGB preview (or of one zone's rgb)",
 		Long: `Preview renders a year's global_rgb (EPSG:4326; level 0 is 0.0001° per pixel,
 each level halves it) over a lon/lat box as a PNG, one image pixel per array
@@ -51,6 +51,9 @@ are generated from the tiles exactly as mount and materialize serve them.`,
 	cmd.Flags().StringVar(&o.MaxPixels, "max-pixels", "16M", "largest image, in pixels (M = 2^20; at most 64M)")
 	cmd.Flags().StringVar(&o.BBox, "bbox", "", "lon0,lat0,lon1,lat1 (default: all the data)")
 	cmd.Flags().IntVar(&o.Zone, "zone", 0, "render this UTM zone's rgb instead of global_rgb")
+	// --zone is what a preview asks for; --zones (restrict discovery)
+	// still works but is not offered beside it.
+	cmd.Flags().MarkHidden("zones")
 	cmd.Flags().StringVar(&o.Out, "out", "", "PNG file to write")
 	return cmd
 }

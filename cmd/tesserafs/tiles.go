@@ -25,7 +25,7 @@ type tileOptions struct {
 	Zones   []int
 	Workers int
 	// SourceCache is the remote block cache's size in bytes.
-	SourceCache int64
+	SourceCache sizeValue
 	// Registry is --registry: the registry.parquet to discover from.
 	Registry string
 	// lazy leaves each tile's checks to its first use (the mount); the
@@ -35,7 +35,8 @@ type tileOptions struct {
 
 func (o *tileOptions) register(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Tiles, "tiles", "", "tiles root: a directory, https://host/prefix/ or s3://bucket/prefix/ (holds global_0.1_degree_representation/)")
-	fs.Int64Var(&o.SourceCache, "source-cache-size", source.DefaultCacheBytes, "bytes of remote tile blocks kept in memory (remote --tiles only)")
+	o.SourceCache = sizeValue(source.DefaultCacheBytes)
+	fs.Var(&o.SourceCache, "source-cache-size", "remote tile blocks kept in memory, e.g. 512MiB (remote --tiles only)")
 	fs.IntSliceVar(&o.Years, "year", nil, "years to take (default: all found)")
 	fs.IntSliceVar(&o.Zones, "zones", nil, "UTM zones to take, e.g. 30,31 (default: all)")
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "concurrent workers")
@@ -64,9 +65,6 @@ func (o *tileOptions) validate() error {
 			return usageErrorf("--tiles %s: not a directory", o.Tiles)
 		}
 	}
-	if o.SourceCache < 0 {
-		return usageErrorf("--source-cache-size %d: want ≥ 0", o.SourceCache)
-	}
 	if o.Workers < 1 || o.Workers > 1024 {
 		return usageErrorf("--workers %d: want 1..1024", o.Workers)
 	}
@@ -85,7 +83,7 @@ func (o *tileOptions) validate() error {
 
 // discover indexes the tiles and reports what it skipped.
 func (o *tileOptions) discover(ctx context.Context) (*index.Catalogue, []index.Problem, error) {
-	src, err := source.OpenWith(ctx, o.Tiles, source.Options{CacheBytes: o.SourceCache})
+	src, err := source.OpenWith(ctx, o.Tiles, source.Options{CacheBytes: int64(o.SourceCache)})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, err
@@ -98,7 +96,7 @@ func (o *tileOptions) discover(ctx context.Context) (*index.Catalogue, []index.P
 		// A registry elsewhere than the root: a source rooted at its
 		// directory opens it.
 		dir := o.Registry[:strings.LastIndex(o.Registry, "/")+1]
-		if opts.RegistrySource, err = source.OpenWith(ctx, dir, source.Options{CacheBytes: o.SourceCache}); err != nil {
+		if opts.RegistrySource, err = source.OpenWith(ctx, dir, source.Options{CacheBytes: int64(o.SourceCache)}); err != nil {
 			return nil, nil, userError{fmt.Errorf("--registry %s: %w", o.Registry, err)}
 		}
 	}

@@ -111,6 +111,7 @@ func (s Stats) HitRate() float64 {
 type Cache struct {
 	dir  string
 	db   *badger.DB
+	lock *os.File // holds LockName's flock while open
 	log  *slog.Logger
 	opts Options
 
@@ -244,6 +245,13 @@ func Open(dir string, opts Options) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache %s: %w", dir, err)
 	}
+	// Our own lock, taken before badger's: badger reports a held lock
+	// only as text, so this is how a second process is told apart from
+	// a broken database.
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	sz := sizesFor(opts.Budget)
 	bopts := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{opts.Logger}).
@@ -264,14 +272,13 @@ func Open(dir string, opts Options) (*Cache, error) {
 		WithNumVersionsToKeep(1)
 	db, err := badger.Open(bopts)
 	if err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("cache %s: %w", dir, ErrLocked)
-		}
+		lock.Close()
 		return nil, fmt.Errorf("cache %s: open badger: %w", dir, err)
 	}
 	c := &Cache{
 		dir:       dir,
 		db:        db,
+		lock:      lock,
 		log:       opts.Logger,
 		opts:      opts,
 		liveCap:   sz.liveCap,
@@ -992,10 +999,33 @@ func (c *Cache) Close() error {
 	c.closed = true
 	c.cond.Broadcast()
 	c.mu.Unlock()
-	if err := c.db.Close(); err != nil {
+	err := c.db.Close()
+	c.lock.Close()
+	if err != nil {
 		return fmt.Errorf("cache %s: close: %w", c.dir, err)
 	}
 	return nil
+}
+
+// LockName is the file in a cache directory whose exclusive flock the
+// process that has the cache open holds.
+const LockName = "tesserafs.lock"
+
+// lockDir takes the cache directory's lock, or fails with ErrLocked when
+// another process holds it.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, LockName), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cache %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("cache %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("cache %s: lock: %w", dir, err)
+	}
+	return f, nil
 }
 
 // DiskUsage is the space the files under dir occupy on disk (allocated

@@ -100,7 +100,7 @@ func (m *Masks) MaskErr(t *index.Tile) ([]uint8, error) {
 	}
 	var fe fetchError
 	if errors.As(err, &fe) {
-		e.err = fmt.Errorf("tile %s: %w", t.Coord, err)
+		e.err = &index.TileReadError{Coord: t.Coord, Err: err}
 		close(e.ready)
 		m.mu.Lock()
 		m.lru.Remove(el)

@@ -3,7 +3,6 @@ package generate
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"math"
 	"sync"
 
@@ -132,13 +131,13 @@ func (w *Worker) openChecked(ctx context.Context, t *index.Tile, path string) (*
 		sf, err = index.OpenStamp(ctx, w.src, want)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("tile %s: %w", t.Coord, err)
+		return nil, nil, &index.TileReadError{Coord: t.Coord, Err: err}
 	}
 	st := sf.Stamp()
 	f, err := npy.NewFile(sf, st.Size, st.ModTime, path)
 	if err != nil {
 		sf.Close()
-		return nil, nil, fmt.Errorf("tile %s: %w", t.Coord, err)
+		return nil, nil, &index.TileReadError{Coord: t.Coord, Err: err}
 	}
 	pf, _ := sf.(prefetcher)
 	return f, pf, nil
@@ -186,7 +185,7 @@ func (w *Worker) openWindows(wins []window, path func(*index.Tile) string, bytes
 		off := files[k].Header.DataOffset
 		wg.Go(func() {
 			if err := pfs[k].Prefetch(off+first, last-first); err != nil {
-				errs[k] = fmt.Errorf("tile %s: %w", t.Coord, err)
+				errs[k] = &index.TileReadError{Coord: t.Coord, Err: err}
 			}
 		})
 	}
@@ -252,7 +251,7 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 			if _, err := f.ReadAt(dst, off); err != nil {
 				f.Close()
 				closeFiles(files)
-				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.EmbeddingsPath(), err)
+				return &index.TileReadError{Coord: t.Coord, Path: t.EmbeddingsPath(), Err: err}
 			}
 		}
 		f.Close()
@@ -361,7 +360,7 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 			if _, err := f.ReadAt(row, off); err != nil {
 				f.Close()
 				closeFiles(files)
-				return fmt.Errorf("tile %s: %s: %w", t.Coord, t.ScalesPath(), err)
+				return &index.TileReadError{Coord: t.Coord, Path: t.ScalesPath(), Err: err}
 			}
 			dst := w.scales[(r-sr)*ShardSize+(win.c0-sc):][:n]
 			for x := range n {

@@ -309,7 +309,7 @@ func (h *Handler) lookup(ctx context.Context, key string) (isFile, exists bool, 
 		return false, false, nil
 	}
 	if err != nil {
-		if strings.Contains(err.Error(), "not a directory") {
+		if errors.Is(err, store.ErrNotDir) {
 			return false, false, nil
 		}
 		return false, false, err

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -30,6 +31,12 @@ const FormatVersion = "tesserafs-store-2"
 // ErrNotFound is returned for a key that does not exist. It matches
 // fs.ErrNotExist under errors.Is.
 var ErrNotFound = fmt.Errorf("key not found: %w", fs.ErrNotExist)
+
+// ErrNotDir is returned for listing a key that is a file.
+var ErrNotDir = errors.New("not a directory")
+
+// ErrIsDir is returned for reading a key that is a directory.
+var ErrIsDir = errors.New("is a directory")
 
 // Cache keeps generated chunks. Implementations must be safe for
 // concurrent use; fp is the chunk's input fingerprint, and an entry must
@@ -308,7 +315,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, notFound(key)
 	}
 	if r.isDir() {
-		return nil, fmt.Errorf("%s: is a directory", key)
+		return nil, fmt.Errorf("%s: %w", key, ErrIsDir)
 	}
 	if f, ok := r.n.(*fileNode); ok {
 		return f.get(ctx)
@@ -334,7 +341,7 @@ func (s *Store) ReadDir(ctx context.Context, key string) ([]DirEntry, error) {
 		return []DirEntry{{Name: "c", IsDir: true}, {Name: "zarr.json"}}, nil
 	}
 	if !r.isDir() {
-		return nil, fmt.Errorf("%s: not a directory", key)
+		return nil, fmt.Errorf("%s: %w", key, ErrNotDir)
 	}
 	src := r.arr.chunks
 	isDir := len(r.coords)+1 < src.Dims()
