@@ -134,9 +134,11 @@ fmt-check:
 
 # go-test needs the built viewer: its Chromium test fails under
 # TESSERAFS_REQUIRE_SERVERS=1 when only the placeholder is embedded.
-# internal/selfcontained runs the suite again in a fresh clone: hence the timeout.
+# scripts/testsummary prints each package's line, the output of every
+# failed test, every skipped test with its reason, and a closing count.
 go-test: viewer
-	$(GO) test -timeout 20m ./...
+	$(GO) build -o bin/testsummary ./scripts/testsummary
+	$(GO) test -json -timeout 20m ./... | bin/testsummary
 
 test: deps vet fmt-check go-test interop
 
@@ -153,6 +155,9 @@ interop: build venv js-deps
 	echo "interop: materialize → $$dir/out"; \
 	./$(BIN) materialize --tiles "$$dir/tiles" --out "$$dir/out" --year $(INTEROP_YEAR); \
 	echo "interop: data ready in $$(( $$(date +%s) - start )) s"; \
+	echo "interop: the zarr package's own store (zarr/interop_test.go) read by zarr-python, tensorstore, xarray"; \
+	ZARR_INTEROP_DIR="$$dir/zarr" $(GO) test -count=1 -run '^TestWriteInteropStore$$' ./zarr; \
+	$(VPY) testdata/zarr/check_interop_store.py "$$dir/zarr/store.zarr"; \
 	roots="materialized=$$dir/out$(if $(INTEROP_EXTRA_ROOTS),:$(INTEROP_EXTRA_ROOTS))"; \
 	start=$$(date +%s); rc=0; \
 	TESSERAFS_TILES="$$dir/tiles" TESSERAFS_ROOTS="$$roots" TESSERAFS_YEAR=$(INTEROP_YEAR) \

@@ -24,7 +24,7 @@ import (
 func TestWriteInteropStore(t *testing.T) {
 	dir := os.Getenv("ZARR_INTEROP_DIR")
 	if dir == "" {
-		t.Skip("ZARR_INTEROP_DIR not set")
+		t.Skip("ZARR_INTEROP_DIR not set: make interop runs this test and checks its store with Python readers")
 	}
 	root := filepath.Join(dir, "store.zarr")
 	if err := os.RemoveAll(root); err != nil {

@@ -64,9 +64,6 @@ func TestRemoteCommands(t *testing.T) {
 			logs.Reset()
 			out := filepath.Join(dir, tc.name)
 			stdout, err := runCLI(t, "materialize", "--tiles", tc.url, "--zones", "30", "--out", out)
-			if err != nil && strings.Contains(err.Error(), "this build cannot read yet") {
-				t.Skipf("SKIPPING: %v; NOT TESTED until the registry discovery is merged", err)
-			}
 			if err != nil {
 				t.Fatalf("materialize --tiles %s: %v\n%s\n%s", tc.url, err, stdout, logs.String())
 			}

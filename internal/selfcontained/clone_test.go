@@ -15,8 +15,20 @@ import (
 // clone, so that run does not clone again.
 const insideClone = "TESSERAFS_INSIDE_CLONE_TEST"
 
+// clonePackages are the packages whose tests run in the fresh clone: each
+// reads committed fixtures of another kind (zarr golden files and
+// fuzz corpora, the bad-tile corpus, GDAL fixtures, npy and GeoTIFF
+// samples, the vendored JSON schemas) or owns the key space, and together
+// they take under a minute. The whole suite already runs in the checkout;
+// what the clone adds is the proof that nothing it needs is uncommitted
+// or beside the repository, which `go vet ./...` and `go build ./...`
+// over every package, these tests and TestNoPathOutside give.
+var clonePackages = []string{"./zarr", "./index", "./internal/keyspace", "./internal/generate",
+	"./internal/landmask", "./internal/npy", "./internal/synth"}
+
 // TestFreshClone clones the committed HEAD of this repository into an empty
-// directory and runs `go vet ./...` and `go test -count=1 ./...` there, with
+// directory and runs `go vet ./...`, `go build ./...` and `go test -count=1`
+// of clonePackages there, with
 // the module proxy off (only the module cache may supply dependencies) and
 // a private TMPDIR (no synthetic tiles reused from this run); installed
 // software that make deps puts inside the checkout (.tools/bin, the
@@ -26,14 +38,14 @@ const insideClone = "TESSERAFS_INSIDE_CLONE_TEST"
 // schema fetched from the network, an untracked fixture — makes it fail.
 //
 // It tests what is committed, not the working tree: uncommitted changes are
-// reported but not included. It runs the whole suite a second time, so it
-// is skipped under -short.
+// reported but not included. TESSERAFS_CLONE_TEST_PKGS=./... runs the
+// whole suite in the clone instead. Skipped under -short.
 func TestFreshClone(t *testing.T) {
 	if os.Getenv(insideClone) != "" {
 		t.Skip("inside the fresh-clone run: not cloning again")
 	}
 	if testing.Short() {
-		t.Skip("-short: the fresh-clone test runs the whole suite again")
+		t.Skip("-short: the fresh-clone test builds everything again")
 	}
 	git, err := exec.LookPath("git")
 	if err != nil {
@@ -89,15 +101,16 @@ func TestFreshClone(t *testing.T) {
 	}
 	buildViewer(ctx, t, top, clone)
 
-	// TESSERAFS_CLONE_TEST_PKGS narrows the packages (default ./...), to
-	// try the test itself quickly.
+	// TESSERAFS_CLONE_TEST_PKGS sets the packages tested (default
+	// clonePackages; ./... for everything).
 	pkgs := strings.Fields(os.Getenv("TESSERAFS_CLONE_TEST_PKGS"))
 	if len(pkgs) == 0 {
-		pkgs = []string{"./..."}
+		pkgs = clonePackages
 	}
 	goBin := filepath.Join(runtimeGOROOT(t), "bin", "go")
 	for _, args := range [][]string{
-		append([]string{"vet"}, pkgs...),
+		{"vet", "./..."},
+		{"build", "./..."},
 		append([]string{"test", "-count=1"}, pkgs...),
 	} {
 		start := time.Now()
@@ -197,4 +210,43 @@ func tail(out []byte, n int) string {
 		lines = append([]string{"…"}, lines[len(lines)-n:]...)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestNoPathOutside: no tracked file reaches outside the repository by
+// path: not the team's shared folder beside it, not an absolute path of a
+// checkout. A test that did would pass here and fail on a clean clone.
+func TestNoPathOutside(t *testing.T) {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git not found")
+	}
+	top, err := output(t.Context(), "", git, "rev-parse", "--show-toplevel")
+	if err != nil {
+		t.Skipf("not in a git checkout (%v)", err)
+	}
+	files, err := output(t.Context(), top, git, "ls-files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spelled in two pieces so that this file does not match itself.
+	bad := []string{"../" + "shared", top + "/"}
+	checked := 0
+	for _, f := range strings.Split(files, "\n") {
+		if f == "" || strings.HasPrefix(f, "testdata/") || strings.Contains(f, "/testdata/") {
+			continue // fixtures are data, not paths
+		}
+		b, err := os.ReadFile(filepath.Join(top, f))
+		if err != nil || bytes.IndexByte(b, 0) >= 0 {
+			continue // gone from the work tree, or binary
+		}
+		checked++
+		for _, s := range bad {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s mentions %q: the repository must not need anything beside it", f, s)
+			}
+		}
+	}
+	if checked < 50 {
+		t.Fatalf("only %d files checked: the listing is wrong", checked)
+	}
 }

@@ -3,7 +3,7 @@
     ZARR_INTEROP_DIR=/tmp/interop go test ./zarr -run TestWriteInteropStore
     python testdata/zarr/check_interop_store.py /tmp/interop/store.zarr
 
-Needs zarr>=3, numpy, tensorstore, xarray. Not run by the Go tests. The
+Needs zarr>=3, numpy, tensorstore, xarray. `make interop` runs both steps. The
 expected values here must match the elem functions in interop_test.go.
 """
 import glob, json, os, shutil, sys, tempfile, warnings
