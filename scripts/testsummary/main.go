@@ -21,9 +21,9 @@ type event struct {
 	Action     string
 	Package    string
 	ImportPath string // build-output, build-fail
-	Test    string
-	Output  string
-	Elapsed float64
+	Test       string
+	Output     string
+	Elapsed    float64
 }
 
 // keepLines bounds the output kept per test: the last lines are the ones
