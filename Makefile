@@ -10,8 +10,10 @@
 #                 also starts `tesserafs serve` on the tiles and reads it over HTTP;
 #                 PYTEST_ARGS='-k zarrita -x' narrows it, INTEROP_DIR=dir keeps its data
 #   make bench    Go benchmarks (ratios against floors measured in the same run), xarray region read
-#   make demo     synthesise tiles; mount and read them with xarray; materialize; serve over
-#                 HTTP; materialize from tiles on a loopback nginx; plan; quicklooks
+#   make demo     the README's session (scripts/demo.sh): synthesise tiles; mount and read them
+#                 with xarray; cache warm/clear; materialize; quicklooks; tiles from a loopback
+#                 nginx through a mount and materialize; serve over HTTP; a partitioned run
+#                 (installs only what it uses: make demo-deps)
 #   make clean
 #
 # Everything downloads at `make deps` time only; the tests never reach the network.
@@ -47,6 +49,8 @@ VIEWER_SRC := $(wildcard $(VIEWER_WEB)/src/*.js) $(VIEWER_WEB)/index.html $(VIEW
 # nginx: the HTTP tiles server and the serving peer in tests; chromium: the
 # viewer test; slurmctld/slurmd/slurm-client/munge: the one-node Slurm test.
 APT_PKGS := libproj-dev proj-data pkg-config fuse3 curl nginx chromium slurmctld slurmd slurm-client munge
+# The demo needs only these (no browser, no Slurm, no S3 server, no zarrita.js).
+DEMO_APT_PKGS := libproj-dev proj-data pkg-config fuse3 curl nginx
 
 # versitygw, the S3-compatible server the tests start, built from its module.
 VERSITYGW_VERSION := v1.8.0
@@ -65,7 +69,7 @@ PYTEST_ARGS   ?=
 
 DEMO_DIR ?= $(CURDIR)/demo
 
-.PHONY: all deps apt-deps venv js-deps viewer-deps viewer tools build test vet fmt-check go-test interop bench demo clean
+.PHONY: all deps demo-deps apt-deps venv js-deps viewer-deps viewer tools build test vet fmt-check go-test interop bench demo clean
 
 all: build
 
@@ -189,7 +193,13 @@ REPS ?= 3
 bench-xarray: build venv
 	REPS=$(REPS) tests/bench/xarray_region.sh $(BENCH_XARRAY_DIR)
 
-demo: deps build
+# Only what the demo uses: its system packages, the Python readers, the
+# viewer's npm packages (the binary embeds the viewer).
+demo-deps:
+	$(MAKE) --no-print-directory apt-deps APT_PKGS="$(DEMO_APT_PKGS)"
+	$(MAKE) --no-print-directory venv viewer-deps
+
+demo: demo-deps build
 	scripts/demo.sh $(BIN) $(CURDIR)/$(VPY) $(DEMO_DIR)
 
 clean:

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The demo behind `make demo`: synthesise tiles, look before building, mount
-# the virtual store and read it with xarray, watch the cache fill, unmount,
-# materialize the same tree with its STAC catalog, serve it over HTTP and
-# read it back, read the tiles themselves over HTTP (nginx on loopback, when
-# installed), plan a partitioned run, and render quicklooks.
+# The demo behind `make demo`, and the session README.md shows, in the
+# README's order: synthesise tiles, look before building, mount the virtual
+# store and read it with xarray, watch the cache fill, unmount, warm and
+# clear the cache, materialize the same tree with its STAC catalog, render
+# quicklooks, read the tiles over HTTP (nginx on loopback, when installed)
+# through a mount and a materialize, serve the tree over HTTP and read it
+# back, then plan and run a partitioned materialize.
 #
 #   scripts/demo.sh BIN PYTHON DIR
 #
@@ -52,7 +54,7 @@ serve_pid= nginx_pid= mounted=
 cleanup() {
   stop "$serve_pid"
   stop "$nginx_pid"
-  if [ -n "$mounted" ]; then tfs_unmount "$dir/mnt"; fi
+  if [ -n "$mounted" ]; then tfs_unmount "$mounted"; fi
 }
 trap cleanup EXIT
 
@@ -83,7 +85,7 @@ if [ ! -e /dev/fuse ]; then
 else
   # shellcheck source=mount-lib.sh
   . "$here/mount-lib.sh"
-  mounted=1
+  mounted=$dir/mnt
   printf '$ tesserafs mount --tiles tiles --cache cache --cache-size 2GiB mnt &\n'
   tfs_mount "$bin" mount.log "$dir/mnt" --tiles tiles --cache cache --cache-size 2GiB || exit 1
   cat mount.log
@@ -123,6 +125,8 @@ PY
   mounted=
   tail -n 1 mount.log
 fi
+tfs cache warm --tiles tiles --cache cache --zones 31
+tfs cache clear --cache cache
 
 step "materialize the same tree, with its STAC catalog, to disk"
 tfs materialize --tiles tiles --out out
@@ -139,42 +143,13 @@ print("id", it["id"], "bbox", [round(v, 3) for v in it["bbox"]], p["proj:code"],
       f'{p["grid_width"]} x {p["grid_height"]} px')
 for k, a in it["assets"].items():
     print(f"  asset {k}: {a['href']}")
+print("  tessera:rgb_stretch", p["tessera:rgb_stretch"])
 PY
 
-step "serve the same tree over HTTP (the map viewer is at /)"
-printf '$ tesserafs serve --tiles tiles --cache cache --addr 127.0.0.1:0 &\n'
-"$bin" serve --tiles tiles --cache cache --addr 127.0.0.1:0 >serve.log 2>serve.err &
-serve_pid=$!
-wait_for 'tesserafs: serving http' serve.log "$serve_pid" || exit 1
-cat serve.log
-url=$(grep -o -m1 'http://[^ ]*/' serve.log)
-key="$year.zarr/utm30/embeddings/c/0/0/0"
-if command -v curl >/dev/null; then
-  printf "$ curl -s -D - -o /dev/null -H 'Range: bytes=-65540' %s%s\n" "$url" "$key"
-  curl -s -D - -o /dev/null -H 'Range: bytes=-65540' "$url$key" | tr -d '\r' | grep -v '^Date:'
-else
-  echo "demo: curl is not installed: skipping the range request" >&2
-fi
-printf '$ python  # xarray.open_zarr("%s%s.zarr", group="utm30"), compared with out/\n' "$url" "$year"
-"$py" - "$url$year.zarr" "out/$year.zarr" <<'PY'
-import sys
-import numpy as np
-import xarray as xr
-
-http = xr.open_zarr(sys.argv[1], group="utm30", consolidated=True)
-disk = xr.open_zarr(sys.argv[2], group="utm30", consolidated=True)
-win = dict(northing=slice(0, 256), easting=slice(0, 256))
-a = http.embeddings.isel(win).values
-b = disk.embeddings.isel(win).values
-print(f"read {a.shape} {a.dtype} over HTTP:",
-      "equal to the materialized store" if np.array_equal(a, b) else "DIFFERENT from the materialized store")
-PY
-echo "the map viewer: open $url in a browser while serve runs"
-echo "  (from another machine: ssh -L 8080:127.0.0.1:8080 host, with serve on its default 127.0.0.1:8080)"
-printf '$ kill -TERM %%1      # or Ctrl-C\n'
-stop "$serve_pid"
-serve_pid=
-cat serve.log | tail -n 1
+step "quicklooks from global_rgb and a zone's rgb"
+tfs preview --tiles tiles --out quicklook.png
+tfs preview --tiles tiles --level 3 --out quicklook-3.png
+tfs preview --tiles tiles --zone 30 --level 1 --out quicklook-utm30.png
 
 step "read the tiles over HTTP: nginx on loopback serves tiles/, materialize fetches only the byte ranges it needs"
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
@@ -221,6 +196,24 @@ EOF
     nginx_pid=
   else
     echo "(nginx serves $dir/tiles at $root)"
+    if [ -e /dev/fuse ]; then
+      mounted=$dir/rmnt
+      printf '$ tesserafs mount --tiles %s --cache rcache --cache-size 2GiB rmnt &\n' "$root"
+      tfs_mount "$bin" rmount.log "$dir/rmnt" --tiles "$root" --cache rcache --cache-size 2GiB || exit 1
+      cat rmount.log
+      shard="rmnt/$year.zarr/utm30/embeddings/c/0/0/0"
+      TIMEFORMAT='%R s'
+      : >nginx/access.log
+      printf '$ time cat %s | wc -c   # first read: generated\n' "$shard"
+      time { cat "$shard" | wc -c; }
+      echo "# nginx logged $(grep -c '" 206 ' nginx/access.log || true) ranged GETs for it"
+      printf '$ time cat %s | wc -c   # again: from the cache\n' "$shard"
+      time { cat "$shard" | wc -c; }
+      printf '$ kill %%1\n'
+      tfs_unmount "$dir/rmnt"
+      mounted=
+      tail -n 2 rmount.log
+    fi
     : >nginx/access.log
     tfs materialize --tiles "$root" --out out-http
     printf '$ diff -r out out-http && echo identical\n'
@@ -233,13 +226,51 @@ EOF
   fi
 fi
 
-step "plan a partitioned run (each partition is one machine's share; see docs/scale-out.md)"
-tfs plan --tiles tiles --partitions 2
+step "serve the same tree over HTTP (the map viewer is at /)"
+printf '$ tesserafs serve --tiles tiles --cache cache --addr 127.0.0.1:0 &\n'
+"$bin" serve --tiles tiles --cache cache --addr 127.0.0.1:0 >serve.log 2>serve.err &
+serve_pid=$!
+wait_for 'tesserafs: serving http' serve.log "$serve_pid" || exit 1
+cat serve.log
+url=$(grep -o -m1 'http://[^ ]*/' serve.log)
+key="$year.zarr/utm30/embeddings/c/0/0/0"
+if command -v curl >/dev/null; then
+  printf "$ curl -s -D - -o /dev/null -H 'Range: bytes=-65540' %s%s\n" "$url" "$key"
+  curl -s -D - -o /dev/null -H 'Range: bytes=-65540' "$url$key" | tr -d '\r' | grep -v '^Date:'
+else
+  echo "demo: curl is not installed: skipping the range request" >&2
+fi
+printf '$ python  # xarray.open_zarr("%s%s.zarr", group="utm30"), compared with out/\n' "$url" "$year"
+"$py" - "$url$year.zarr" "out/$year.zarr" <<'PY'
+import sys
+import numpy as np
+import xarray as xr
 
-step "quicklooks from global_rgb and a zone's rgb"
-tfs preview --tiles tiles --out quicklook.png
-z=$(ls "out/$year.zarr" | grep -m1 '^utm' | sed 's/utm//')
-tfs preview --tiles tiles --zone "$z" --level 1 --out "quicklook-utm$z.png"
+http = xr.open_zarr(sys.argv[1], group="utm30", consolidated=True)
+disk = xr.open_zarr(sys.argv[2], group="utm30", consolidated=True)
+win = dict(northing=slice(0, 256), easting=slice(0, 256))
+a = http.embeddings.isel(win).values
+b = disk.embeddings.isel(win).values
+print(f"read {a.shape} {a.dtype} over HTTP:",
+      "equal to the materialized store" if np.array_equal(a, b) else "DIFFERENT from the materialized store")
+PY
+echo "the map viewer: open $url in a browser while serve runs"
+echo "  (from another machine: ssh -L 8080:127.0.0.1:8080 host, with serve on its default 127.0.0.1:8080)"
+printf '$ kill -TERM %%1      # or Ctrl-C\n'
+stop "$serve_pid"
+serve_pid=
+cat serve.log | tail -n 1
+
+step "plan and run a partitioned materialize (each partition is one machine's share; see docs/scale-out.md)"
+tfs plan --tiles tiles --partitions 2
+printf '$ for ph in zones global0 global; do for i in 0 1; do\n>   tesserafs materialize --tiles tiles --out parts --phase $ph --partition $i/2\n> done; done\n'
+for ph in zones global0 global; do for i in 0 1; do
+  "$bin" materialize --tiles tiles --out parts --phase $ph --partition $i/2
+done; done
+tfs materialize --tiles tiles --out parts --finalize --partitions 2
+printf '$ diff -r out parts && echo identical\n'
+diff -r out parts && echo identical
+
 run du -sh out cache tiles
 echo
 echo "demo: all in $dir"
