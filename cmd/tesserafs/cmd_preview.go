@@ -143,7 +143,7 @@ func runPreview(ctx context.Context, o previewOptions, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "wrote %s: %s, %d × %d pixels\n", o.Out, what, img.Rect.Dx(), img.Rect.Dy())
 	if o.Zone != 0 {
 		// The stretch the zone's rgb was made with, as its tessera:rgb_stretch records.
-		sr, mode, err := st.RGBStretch(t.Year, o.Zone)
+		sr, mode, err := st.RGBStretch(ctx, t.Year, o.Zone)
 		if err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ package cache
 // is never held across a badger call.
 
 import (
-	"container/list"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/tesserafs/tesserafs/internal/lru"
 )
 
 // Format is written into a new database; a database of another format is
@@ -127,12 +127,10 @@ type Cache struct {
 	clearMu sync.RWMutex // R: badger reads; W: DropAll, Close
 	wmu     sync.RWMutex // R: badger writes; W: DropPrefix, value-log GC, DropAll, Close
 
-	mu        sync.Mutex // guards everything below
-	cond      *sync.Cond // on mu: a maintenance round ended
-	index     map[string]*entry
-	lru       *list.List // of *entry, most recently read first
-	bytes     int64      // sum of live entry sizes
-	reserved  int64      // bytes of Puts being written
+	mu        sync.Mutex               // guards everything below
+	cond      *sync.Cond               // on mu: a maintenance round ended
+	entries   *lru.LRU[string, *entry] // by id, most recently read first; its Size is the live bytes
+	reserved  int64                    // bytes of Puts being written
 	writing   map[string]bool
 	pending   map[string]int64 // evicted ids awaiting DropPrefix → size
 	garbage   int64            // bytes evicted but not yet reclaimed
@@ -156,7 +154,6 @@ type entry struct {
 	pieces uint32
 	seq    uint64 // last access
 	saved  uint64 // access sequence persisted in the index record
-	elem   *list.Element
 }
 
 // Key layout in badger.
@@ -285,8 +282,7 @@ func Open(dir string, opts Options) (*Cache, error) {
 		reclaimAt: sz.reclaimAt,
 		waitAbove: sz.waitAbove,
 		pieceSize: sz.pieceMax,
-		index:     map[string]*entry{},
-		lru:       list.New(),
+		entries:   lru.New[string, *entry](),
 		writing:   map[string]bool{},
 		pending:   map[string]int64{},
 		kick:      make(chan struct{}, 1),
@@ -414,9 +410,7 @@ func (c *Cache) load() error {
 			continue
 		}
 		delete(pieces, e.id)
-		e.elem = c.lru.PushFront(e)
-		c.index[e.id] = e
-		c.bytes += e.size
+		c.entries.Add(e.id, e, e.size)
 		c.seq = max(c.seq, e.seq+1)
 	}
 	for id := range pieces { // values without an index record
@@ -604,7 +598,7 @@ func (c *Cache) ReadAt(key string, fp []byte, p []byte, off int64) (n int, ok bo
 func (c *Cache) use(id string) (e *entry, size int64, pieces uint32, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok = c.index[id]
+	e, ok = c.entries.Peek(id)
 	if !ok || c.closed {
 		c.misses.Add(1)
 		return nil, 0, 0, false
@@ -617,7 +611,8 @@ func (c *Cache) use(id string) (e *entry, size int64, pieces uint32, ok bool) {
 // unless it was evicted meanwhile, and counts the read as a miss.
 func (c *Cache) dropUnreadable(key string, e *entry, err error) {
 	c.mu.Lock()
-	still := c.index[e.id] == e
+	cur, _ := c.entries.Peek(e.id)
+	still := cur == e
 	if still {
 		c.removeLocked(e)
 		c.pending[e.id] = e.size
@@ -635,7 +630,7 @@ func (c *Cache) dropUnreadable(key string, e *entry, err error) {
 func (c *Cache) Size(key string, fp []byte) (int64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.index[entryID(key, fp)]
+	e, ok := c.entries.Peek(entryID(key, fp))
 	if !ok || c.closed {
 		return 0, false
 	}
@@ -666,7 +661,7 @@ func (c *Cache) Put(key string, fp []byte, data []byte) {
 		c.mu.Unlock()
 		return
 	}
-	if e, ok := c.index[id]; ok {
+	if e, ok := c.entries.Peek(id); ok {
 		c.touchLocked(e)
 		c.mu.Unlock()
 		return
@@ -693,9 +688,7 @@ func (c *Cache) Put(key string, fp []byte, data []byte) {
 		return
 	}
 	e := &entry{id: id, size: size, pieces: pieces, seq: seq, saved: seq}
-	e.elem = c.lru.PushFront(e)
-	c.index[id] = e
-	c.bytes += size
+	c.entries.Add(id, e, size)
 }
 
 // write stores a value and its index record in one transaction.
@@ -718,25 +711,21 @@ func (c *Cache) write(id string, data []byte, seq uint64) (uint32, error) {
 func (c *Cache) touchLocked(e *entry) {
 	e.seq = c.seq
 	c.seq++
-	c.lru.MoveToFront(e.elem)
+	c.entries.Get(e.id) // now the most recently read
 }
 
 func (c *Cache) removeLocked(e *entry) {
-	c.lru.Remove(e.elem)
-	delete(c.index, e.id)
-	c.bytes -= e.size
+	c.entries.Remove(e.id)
 }
 
 // evictLocked evicts least recently read entries until need more bytes
 // fit under the live cap.
 func (c *Cache) evictLocked(need int64) {
-	for c.bytes+c.reserved+need > c.liveCap {
-		el := c.lru.Back()
-		if el == nil {
+	for c.entries.Size()+c.reserved+need > c.liveCap {
+		_, e, ok := c.entries.RemoveOldest()
+		if !ok {
 			break
 		}
-		e := el.Value.(*entry)
-		c.removeLocked(e)
 		c.pending[e.id] = e.size
 		c.garbage += e.size
 		c.evictions++
@@ -836,7 +825,7 @@ func (c *Cache) flush() error {
 	}
 	c.mu.Lock()
 	var recs []rec
-	for _, e := range c.index {
+	for _, e := range c.entries.All() {
 		if e.seq != e.saved {
 			recs = append(recs, rec{e, e.size, e.seq, e.pieces})
 		}
@@ -935,8 +924,8 @@ func ReadStatsFile(dir string) (Stats, error) {
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
 	st := Stats{
-		Entries:   int64(len(c.index)),
-		Bytes:     c.bytes,
+		Entries:   int64(c.entries.Len()),
+		Bytes:     c.entries.Size(),
 		Budget:    c.opts.Budget,
 		Hits:      c.baseHits + c.hits.Load(),
 		Misses:    c.baseMisses + c.misses.Load(),
@@ -960,10 +949,9 @@ func (c *Cache) Clear() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.mu.Lock()
-	clear(c.index)
+	c.entries.Clear()
 	clear(c.pending)
-	c.lru.Init()
-	c.bytes, c.garbage, c.evictions, c.baseHits, c.baseMisses = 0, 0, 0, 0, 0
+	c.garbage, c.evictions, c.baseHits, c.baseMisses = 0, 0, 0, 0
 	c.hits.Store(0)
 	c.misses.Store(0)
 	c.cond.Broadcast()

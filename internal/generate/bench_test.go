@@ -41,7 +41,7 @@ func BenchmarkEmbeddingsShard(b *testing.B) {
 	z, i, j := fullShard(b)
 	w := generate.NewWorker()
 	const raw = generate.ShardSize * generate.ShardSize * generate.Bands
-	shard, err := w.EmbeddingsShard(z, i, j)
+	shard, err := w.EmbeddingsShard(context.Background(), z, i, j)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func BenchmarkEmbeddingsShard(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
-		if _, err := w.EmbeddingsShard(z, i, j); err != nil {
+		if _, err := w.EmbeddingsShard(context.Background(), z, i, j); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -82,7 +82,7 @@ func BenchmarkScalesShard(b *testing.B) {
 	masks := generate.NewMasks(64<<20, nil)
 	b.SetBytes(generate.ShardSize * generate.ShardSize * 4)
 	for range b.N {
-		if _, err := w.ScalesShard(z, i, j, masks); err != nil {
+		if _, err := w.ScalesShard(context.Background(), z, i, j, masks); err != nil {
 			b.Fatal(err)
 		}
 	}

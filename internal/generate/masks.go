@@ -2,7 +2,6 @@ package generate
 
 import (
 	"bytes"
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/landmask"
+	"github.com/tesserafs/tesserafs/internal/lru"
 )
 
 // Masks decodes tile landmasks and keeps the most recently used ones, up to
@@ -25,15 +25,15 @@ type Masks struct {
 	budget int64
 	warn   func(index.Problem)
 
-	mu     sync.Mutex // guards everything below
-	used   int64
-	lru    *list.List // of *maskEntry, front = most recent
-	byKey  map[string]*list.Element
-	warned map[string]bool
+	mu      sync.Mutex                // guards everything below
+	decoded *lru.LRU[string, []uint8] // by path; nil pixels: all land
+	pending map[string]*maskEntry     // masks being read, by path
+	warned  map[string]bool
 }
 
+// maskEntry is a mask being read; its waiters take pix and err once ready
+// is closed.
 type maskEntry struct {
-	path  string
 	pix   []uint8 // nil: all land
 	ready chan struct{}
 	err   error
@@ -55,14 +55,7 @@ func NewMasksFor(src index.Source, budget int64, warn func(index.Problem)) *Mask
 	if warn == nil {
 		warn = func(p index.Problem) { slog.Warn("landmask", "path", p.Path, "reason", p.Reason) }
 	}
-	return &Masks{src: src, budget: budget, warn: warn, lru: list.New(), byKey: map[string]*list.Element{}, warned: map[string]bool{}}
-}
-
-// Mask returns the tile's landmask as H·W bytes (0 = water), or nil when
-// the tile has no usable landmask (all land).
-func (m *Masks) Mask(t *index.Tile) []uint8 {
-	pix, _ := m.MaskErr(t)
-	return pix
+	return &Masks{src: src, budget: budget, warn: warn, decoded: lru.New[string, []uint8](), pending: map[string]*maskEntry{}, warned: map[string]bool{}}
 }
 
 // fetchError is a remote landmask that could not be fetched (after
@@ -73,72 +66,62 @@ type fetchError struct{ err error }
 func (e fetchError) Error() string { return e.err.Error() }
 func (e fetchError) Unwrap() error { return e.err }
 
-// MaskErr is Mask, but a remote landmask that could not be fetched is an
-// error (the shards that need it fail, and a later read tries again)
-// rather than "all land".
-func (m *Masks) MaskErr(t *index.Tile) ([]uint8, error) {
+// MaskErr returns the tile's landmask as H·W bytes (0 = water), or nil
+// when the tile has no usable landmask (all land); a remote landmask that
+// could not be fetched is an error (the shards that need it fail, and a
+// later read tries again) rather than "all land".
+func (m *Masks) MaskErr(ctx context.Context, t *index.Tile) ([]uint8, error) {
 	path := t.LandmaskPath()
 	if path == "" {
 		return nil, nil
 	}
 	m.mu.Lock()
-	if el, ok := m.byKey[path]; ok {
-		m.lru.MoveToFront(el)
-		e := el.Value.(*maskEntry)
+	if pix, ok := m.decoded.Get(path); ok {
+		m.mu.Unlock()
+		return pix, nil
+	}
+	if e, ok := m.pending[path]; ok {
 		m.mu.Unlock()
 		<-e.ready
 		return e.pix, e.err
 	}
-	e := &maskEntry{path: path, ready: make(chan struct{})}
-	el := m.lru.PushFront(e)
-	m.byKey[path] = el
+	e := &maskEntry{ready: make(chan struct{})}
+	m.pending[path] = e
 	m.mu.Unlock()
 
-	pix, err := m.read(t, path)
+	pix, err := m.read(ctx, t, path)
 	if err != nil {
 		pix = nil
 	}
 	var fe fetchError
 	if errors.As(err, &fe) {
 		e.err = &index.TileReadError{Coord: t.Coord, Err: err}
-		close(e.ready)
 		m.mu.Lock()
-		m.lru.Remove(el)
-		delete(m.byKey, path)
+		delete(m.pending, path) // not kept: a later read tries again
 		m.mu.Unlock()
+		close(e.ready)
 		return nil, e.err
 	}
 	e.pix = pix
-	close(e.ready)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	delete(m.pending, path)
+	close(e.ready)
 	if err != nil && !m.warned[path] {
 		m.warned[path] = true
 		m.warn(index.Problem{Path: path, Reason: fmt.Sprintf("unreadable landmask, tile %s treated as all land: %v", t.Coord, err)})
 	}
-	m.used += int64(len(pix))
-	for m.used > m.budget && m.lru.Len() > 1 {
-		old := m.lru.Back()
-		oe := old.Value.(*maskEntry)
-		select {
-		case <-oe.ready:
-		default:
-			return pix, nil // still being decoded by another worker; leave it
-		}
-		m.lru.Remove(old)
-		delete(m.byKey, oe.path)
-		m.used -= int64(len(oe.pix))
-	}
+	m.decoded.Add(path, pix, int64(len(pix)))
+	m.decoded.Trim(m.budget, 1, nil, nil)
 	return pix, nil
 }
 
 // read decodes t's landmask from the source.
-func (m *Masks) read(t *index.Tile, path string) ([]uint8, error) {
+func (m *Masks) read(ctx context.Context, t *index.Tile, path string) ([]uint8, error) {
 	if _, local := m.src.(index.DirSource); local {
 		return landmask.Read(path, t.W, t.H)
 	}
-	ctx := context.Background()
 	want := index.FileStamp{Path: path, Size: -1}
 	for _, s := range t.Inputs {
 		if s.Path == path {

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"context"
 	"math"
 	"slices"
 
@@ -101,15 +102,15 @@ func SampleInputs(sample []ZoneShard) []index.FileStamp {
 
 // fillPixels paints the embeddings and scales of shard (i, j) into w.emb and
 // w.scales and reports whether any tile touches the shard.
-func (w *Worker) fillPixels(z *index.ZoneGrid, i, j int, masks *Masks) (bool, error) {
+func (w *Worker) fillPixels(ctx context.Context, z *index.ZoneGrid, i, j int, masks *Masks) (bool, error) {
 	wins := w.shardWindows(z, i, j)
 	if len(wins) == 0 {
 		return false, nil
 	}
-	if err := w.fillEmbeddings(i, j, wins); err != nil {
+	if err := w.fillEmbeddings(ctx, i, j, wins); err != nil {
 		return false, err
 	}
-	if err := w.fillScales(z, i, j, wins, masks); err != nil {
+	if err := w.fillScales(ctx, z, i, j, wins, masks); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -124,8 +125,8 @@ func (w *Worker) dequantised(k, b int) float32 {
 // SampleValues appends to vals the stretch sample of shard (i, j) of zone
 // z (see SampleShardsMax): up to SamplePixels valid pixels, RGBBands values
 // each, pixel after pixel.
-func (w *Worker) SampleValues(z *index.ZoneGrid, i, j int, masks *Masks, vals []float32) ([]float32, error) {
-	ok, err := w.fillPixels(z, i, j, masks)
+func (w *Worker) SampleValues(ctx context.Context, z *index.ZoneGrid, i, j int, masks *Masks, vals []float32) ([]float32, error) {
+	ok, err := w.fillPixels(ctx, z, i, j, masks)
 	if err != nil || !ok {
 		return vals, err
 	}
@@ -236,8 +237,8 @@ func StretchByte(x, lo, hi float32) uint8 {
 // 255) where the scale is finite (0 included) and (0, 0, 0, 0) elsewhere;
 // an inner chunk of transparent pixels alone (the fill value) is left out,
 // so its inner chunks are those of the scales shard.
-func (w *Worker) RGBShard(z *index.ZoneGrid, i, j int, masks *Masks, st Stretch) ([]byte, error) {
-	ok, err := w.fillPixels(z, i, j, masks)
+func (w *Worker) RGBShard(ctx context.Context, z *index.ZoneGrid, i, j int, masks *Masks, st Stretch) ([]byte, error) {
+	ok, err := w.fillPixels(ctx, z, i, j, masks)
 	if err != nil || !ok {
 		return nil, err
 	}

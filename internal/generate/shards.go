@@ -153,8 +153,7 @@ type prefetcher interface {
 // path picks) and, for remote files, fetches every window's row band at
 // once, so that a shard costs one round of parallel requests rather than
 // one per tile. bytesPerPixel is that of the file's pixels.
-func (w *Worker) openWindows(wins []window, path func(*index.Tile) string, bytesPerPixel func(*index.Tile) int64) ([]*npy.File, error) {
-	ctx := context.Background() // generations outlive their callers (store)
+func (w *Worker) openWindows(ctx context.Context, wins []window, path func(*index.Tile) string, bytesPerPixel func(*index.Tile) int64) ([]*npy.File, error) {
 	files := make([]*npy.File, len(wins))
 	pfs := make([]prefetcher, len(wins))
 	closeAll := func() {
@@ -201,12 +200,12 @@ func (w *Worker) openWindows(wins []window, path func(*index.Tile) string, bytes
 
 // EmbeddingsShard returns the encoded embeddings shard (i, j) of zone z,
 // or nil if no tile touches it.
-func (w *Worker) EmbeddingsShard(z *index.ZoneGrid, i, j int) ([]byte, error) {
+func (w *Worker) EmbeddingsShard(ctx context.Context, z *index.ZoneGrid, i, j int) ([]byte, error) {
 	wins := w.shardWindows(z, i, j)
 	if len(wins) == 0 {
 		return nil, nil
 	}
-	if err := w.fillEmbeddings(i, j, wins); err != nil {
+	if err := w.fillEmbeddings(ctx, i, j, wins); err != nil {
 		return nil, err
 	}
 	const px = Bands // bytes per pixel
@@ -232,11 +231,11 @@ func (w *Worker) EmbeddingsShard(z *index.ZoneGrid, i, j int) ([]byte, error) {
 // order. The buffer is cleared first: an inner chunk that a tile covers
 // only partly must hold the fill value 0, not a previous shard's bytes, in
 // the pixels no tile covers.
-func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
+func (w *Worker) fillEmbeddings(ctx context.Context, i, j int, wins []window) error {
 	clear(w.emb)
 	sr, sc := i*ShardSize, j*ShardSize
 	const px = Bands // bytes per pixel
-	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.EmbeddingsPath() }, func(*index.Tile) int64 { return px })
+	files, err := w.openWindows(ctx, wins, func(t *index.Tile) string { return t.EmbeddingsPath() }, func(*index.Tile) int64 { return px })
 	if err != nil {
 		return err
 	}
@@ -264,12 +263,12 @@ func (w *Worker) fillEmbeddings(i, j int, wins []window) error {
 // or NaN). Water pixels and non-finite scales become NaN; 3-D scales are
 // reduced by NaN-aware max over bands. An inner chunk of NaN alone (the
 // fill value) is left out (spec §3).
-func (w *Worker) ScalesShard(z *index.ZoneGrid, i, j int, masks *Masks) ([]byte, error) {
+func (w *Worker) ScalesShard(ctx context.Context, z *index.ZoneGrid, i, j int, masks *Masks) ([]byte, error) {
 	wins := w.shardWindows(z, i, j)
 	if len(wins) == 0 {
 		return nil, nil
 	}
-	if err := w.fillScales(z, i, j, wins, masks); err != nil {
+	if err := w.fillScales(ctx, z, i, j, wins, masks); err != nil {
 		return nil, err
 	}
 	out, stored, err := w.encode(InnerSize*InnerSize*4, func(ci, cj int, dst []byte) bool {
@@ -311,12 +310,12 @@ func NewProbeFor(src index.Source) *Worker {
 // that is whether its scales and rgb shards exist (spec §3: a shard whose
 // inner chunks all hold the fill value is absent). It reads the scales and
 // landmasks of the tiles that touch the shard, never their embeddings.
-func (w *Worker) HasScales(z *index.ZoneGrid, i, j int, masks *Masks) (bool, error) {
+func (w *Worker) HasScales(ctx context.Context, z *index.ZoneGrid, i, j int, masks *Masks) (bool, error) {
 	wins := w.shardWindows(z, i, j)
 	if len(wins) == 0 {
 		return false, nil
 	}
-	if err := w.fillScales(z, i, j, wins, masks); err != nil {
+	if err := w.fillScales(ctx, z, i, j, wins, masks); err != nil {
 		return false, err
 	}
 	for _, v := range w.scales {
@@ -329,13 +328,13 @@ func (w *Worker) HasScales(z *index.ZoneGrid, i, j int, masks *Masks) (bool, err
 
 // fillScales paints w.scales for shard (i, j) from its windows, in write
 // order; pixels no tile covers are NaN.
-func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *Masks) error {
+func (w *Worker) fillScales(ctx context.Context, z *index.ZoneGrid, i, j int, wins []window, masks *Masks) error {
 	nan := float32(math.NaN())
 	for k := range w.scales {
 		w.scales[k] = nan
 	}
 	sr, sc := i*ShardSize, j*ShardSize
-	files, err := w.openWindows(wins, func(t *index.Tile) string { return t.ScalesPath() },
+	files, err := w.openWindows(ctx, wins, func(t *index.Tile) string { return t.ScalesPath() },
 		func(t *index.Tile) int64 { return int64(max(t.ScalesBands, 1)) * 4 })
 	if err != nil {
 		return err
@@ -344,7 +343,7 @@ func (w *Worker) fillScales(z *index.ZoneGrid, i, j int, wins []window, masks *M
 		t := win.p.Tile
 		f := files[k]
 		files[k] = nil
-		mask, err := masks.MaskErr(t)
+		mask, err := masks.MaskErr(ctx, t)
 		if err != nil {
 			f.Close()
 			closeFiles(files)

@@ -3,7 +3,6 @@ package source
 // Lock order: Remote.mu only; no other lock is taken while holding it.
 
 import (
-	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/lru"
 )
 
 // backend is how a Remote talks to one kind of server.
@@ -61,11 +61,10 @@ type Remote struct {
 
 	requests, retries, fetched, hits, misses, failures atomic.Int64
 
-	mu     sync.Mutex          // guards the block cache below, and warned
-	warned map[string]struct{} // URLs whose failure was logged
-	blocks map[blockKey]*block
-	lru    *list.List // of *block, ready ones only; front = most recent
-	used   int64
+	mu      sync.Mutex          // guards the block cache below, and warned
+	warned  map[string]struct{} // URLs whose failure was logged
+	cached  *lru.LRU[blockKey, *block]
+	pending map[blockKey]*block // blocks being fetched
 }
 
 var _ index.Source = (*Remote)(nil)
@@ -82,12 +81,11 @@ type block struct {
 	etag  string
 	err   error
 	ready chan struct{}
-	el    *list.Element
 }
 
 func newRemote(be backend, opts Options) *Remote {
 	return &Remote{be: be, opts: opts, sem: make(chan struct{}, opts.Parallel),
-		blocks: map[blockKey]*block{}, lru: list.New(), warned: map[string]struct{}{}}
+		cached: lru.New[blockKey, *block](), pending: map[blockKey]*block{}, warned: map[string]struct{}{}}
 }
 
 func (r *Remote) String() string         { return r.be.root() }
@@ -101,7 +99,7 @@ func (r *Remote) ReadDir(ctx context.Context, name string) ([]index.DirEntry, er
 // Stats returns the source's counters.
 func (r *Remote) Stats() Stats {
 	r.mu.Lock()
-	used := r.used
+	used := r.cached.Size()
 	r.mu.Unlock()
 	return Stats{Requests: r.requests.Load(), Retries: r.retries.Load(), BytesFetched: r.fetched.Load(),
 		BlockHits: r.hits.Load(), BlockMisses: r.misses.Load(), CacheBytes: used, CacheLimit: r.opts.CacheBytes,
@@ -215,15 +213,16 @@ func (r *Remote) get(ctx context.Context, f *file, b0, b1 int64) ([][]byte, erro
 	r.mu.Lock()
 	for b := b0; b <= b1; b++ {
 		k := blockKey{f.key, b}
-		if e, ok := r.blocks[k]; ok {
+		if e, ok := r.cached.Get(k); ok {
 			out[b-b0] = e
-			if e.el != nil {
-				r.lru.MoveToFront(e.el)
-			}
+			continue
+		}
+		if e, ok := r.pending[k]; ok {
+			out[b-b0] = e
 			continue
 		}
 		e := &block{key: k, ready: make(chan struct{})}
-		r.blocks[k] = e
+		r.pending[k] = e
 		out[b-b0] = e
 		owned = append(owned, b)
 	}
@@ -293,9 +292,9 @@ func (r *Remote) fetchRun(ctx context.Context, f *file, run []int64, es []*block
 	defer r.mu.Unlock()
 	for i := range run {
 		e := es[i]
+		delete(r.pending, e.key)
 		if err != nil {
-			e.err = err
-			delete(r.blocks, e.key) // the next read tries again
+			e.err = err // not cached: the next read tries again
 		} else {
 			lo := min(int64(i)*bs, int64(len(data)))
 			hi := min(lo+bs, int64(len(data)))
@@ -314,13 +313,15 @@ func (r *Remote) put(f *file, b0 int64, data []byte) {
 	defer r.mu.Unlock()
 	for i := int64(0); i*bs < int64(len(data)); i++ {
 		k := blockKey{f.key, b0 + i}
-		if _, ok := r.blocks[k]; ok {
+		if _, ok := r.cached.Peek(k); ok {
+			continue
+		}
+		if _, ok := r.pending[k]; ok {
 			continue
 		}
 		hi := min((i+1)*bs, int64(len(data)))
 		e := &block{key: k, data: data[i*bs : hi : hi], etag: etag, ready: make(chan struct{})}
 		close(e.ready)
-		r.blocks[k] = e
 		r.insertLocked(e)
 	}
 }
@@ -330,14 +331,14 @@ func (r *Remote) put(f *file, b0 int64, data []byte) {
 func (r *Remote) dropStale(key, etag string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for k, e := range r.blocks {
-		if k.file != key || e.el == nil || e.etag == etag {
-			continue
+	var stale []blockKey
+	for k, e := range r.cached.All() {
+		if k.file == key && e.etag != etag {
+			stale = append(stale, k)
 		}
-		r.lru.Remove(e.el)
-		e.el = nil
-		delete(r.blocks, k)
-		r.used -= int64(len(e.data))
+	}
+	for _, k := range stale {
+		r.cached.Remove(k)
 	}
 }
 
@@ -351,15 +352,8 @@ func (e *replacedError) Error() string {
 func (e *replacedError) Unwrap() error { return errIntegrity }
 
 func (r *Remote) insertLocked(e *block) {
-	e.el = r.lru.PushFront(e)
-	r.used += int64(len(e.data))
-	for r.used > r.opts.CacheBytes && r.lru.Len() > 1 {
-		old := r.lru.Back().Value.(*block)
-		r.lru.Remove(old.el)
-		old.el = nil
-		delete(r.blocks, old.key)
-		r.used -= int64(len(old.data))
-	}
+	r.cached.Add(e.key, e, int64(len(e.data)))
+	r.cached.Trim(r.opts.CacheBytes, 1, nil, nil)
 }
 
 // fetch gets [off, off+n) of f (clipped at its size when known) with

@@ -60,8 +60,8 @@ func (s *Store) zoneTree(z *index.ZoneGrid) *dirNode {
 			return generate.Float64Chunk(z.W, k, func(i int) float64 { return generate.Easting(z, i) })
 		}}))
 	d.add("embeddings", newArray(generate.EmbeddingsMeta(z), &shardSource{zone: z, trailing: true,
-		gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
-			return w.EmbeddingsShard(z, i, j)
+		gen: func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error) {
+			return w.EmbeddingsShard(ctx, z, i, j)
 		}}))
 	d.add("northing", newArray(generate.CoordMeta("float64", z.H, "northing"),
 		&coordSource{n: z.H, chunk: func(k int) []byte {
@@ -69,8 +69,8 @@ func (s *Store) zoneTree(z *index.ZoneGrid) *dirNode {
 		}}))
 	d.add("rgb", s.rgbArray(z, occ))
 	d.add("scales", newArray(generate.ScalesMeta(z), &shardSource{zone: z, occ: occ,
-		gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
-			return w.ScalesShard(z, i, j, s.masks)
+		gen: func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error) {
+			return w.ScalesShard(ctx, z, i, j, s.masks)
 		}}))
 	return d
 }
@@ -109,8 +109,8 @@ func (s *Store) addSTAC(root *dirNode) error {
 // tiles, so the item is computed when first read, not when the tree is
 // built or listed; a failure (a sample tile unreadable) is not kept.
 func (s *Store) itemFile(z *index.ZoneGrid, bbox [4]float64) *fileNode {
-	return &fileNode{gen: func(context.Context) ([]byte, error) {
-		st, mode, err := s.RGBStretch(z.Year, z.Zone)
+	return &fileNode{gen: func(ctx context.Context) ([]byte, error) {
+		st, mode, err := s.RGBStretch(ctx, z.Year, z.Zone)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 
@@ -140,7 +141,10 @@ func (s *Store) probe(z *index.ZoneGrid, sh index.ShardIndex) (bool, error) {
 	}
 	defer s.probes.Put(w)
 	s.probed.Add(1)
-	ok, err := w.HasScales(z, sh.Row, sh.Col, s.masks)
+	// Existence is asked by lookups and listings, which have no context
+	// of their own here (resolve); a probe's few reads are bounded by the
+	// source's timeouts.
+	ok, err := w.HasScales(context.Background(), z, sh.Row, sh.Col, s.masks)
 	if err != nil {
 		s.log.Warn("deciding whether a shard exists", "zone", z.Zone, "row", sh.Row, "col", sh.Col, "err", err)
 	}

@@ -96,7 +96,7 @@ func (s *Store) stretchInputs(z *index.ZoneGrid) []index.FileStamp {
 // stretch returns the stretch of zone z's rgb, computed once per store
 // (and kept in the Cache across stores) with w's buffers; concurrent
 // callers wait for the first.
-func (s *Store) stretch(w *generate.Worker, z *index.ZoneGrid) (generate.Stretch, error) {
+func (s *Store) stretch(ctx context.Context, w *generate.Worker, z *index.ZoneGrid) (generate.Stretch, error) {
 	zones, key := s.stretchZones(z)
 	st := s.stretches
 	st.mu.Lock()
@@ -109,7 +109,7 @@ func (s *Store) stretch(w *generate.Worker, z *index.ZoneGrid) (generate.Stretch
 	st.byKey[key] = e
 	st.mu.Unlock()
 
-	e.st, e.err = s.computeStretch(w, zones, key)
+	e.st, e.err = s.computeStretch(context.WithoutCancel(ctx), w, zones, key)
 	if e.err != nil { // not kept: a later call tries again
 		st.mu.Lock()
 		delete(st.byKey, key)
@@ -119,7 +119,7 @@ func (s *Store) stretch(w *generate.Worker, z *index.ZoneGrid) (generate.Stretch
 	return e.st, e.err
 }
 
-func (s *Store) computeStretch(w *generate.Worker, zones []*index.ZoneGrid, key stretchKey) (generate.Stretch, error) {
+func (s *Store) computeStretch(ctx context.Context, w *generate.Worker, zones []*index.ZoneGrid, key stretchKey) (generate.Stretch, error) {
 	sample := generate.StretchSample(zones)
 	ckey := stretchCacheKey(key)
 	fp := fingerprint(ckey, generate.SampleInputs(sample))
@@ -146,7 +146,7 @@ func (s *Store) computeStretch(w *generate.Worker, zones []*index.ZoneGrid, key 
 	s.stretches.computed.Add(1)
 	st, err := generate.StretchFrom(len(sample), func(k int, vals []float32) ([]float32, error) {
 		zs := sample[k]
-		return w.SampleValues(zs.Zone, zs.Shard.Row, zs.Shard.Col, s.masks, vals)
+		return w.SampleValues(ctx, zs.Zone, zs.Shard.Row, zs.Shard.Col, s.masks, vals)
 	}, generate.MaxStretchValues)
 	if err != nil {
 		return st, fmt.Errorf("rgb stretch of %s: %w", ckey, err)
@@ -232,12 +232,12 @@ func (*rgbSource) derived() {}
 func (s *Store) rgbArray(z *index.ZoneGrid, occ *occupancy) *arrayNode {
 	src := &rgbSource{
 		shardSource: &shardSource{zone: z, occ: occ, trailing: true,
-			gen: func(_ context.Context, w *generate.Worker, i, j int) ([]byte, error) {
-				st, err := s.stretch(w, z)
+			gen: func(ctx context.Context, w *generate.Worker, i, j int) ([]byte, error) {
+				st, err := s.stretch(ctx, w, z)
 				if err != nil {
 					return nil, err
 				}
-				return w.RGBShard(z, i, j, s.masks, st)
+				return w.RGBShard(ctx, z, i, j, s.masks, st)
 			}},
 		sampleInputs: sync.OnceValue(func() []index.FileStamp { return s.stretchInputs(z) }),
 	}
@@ -247,7 +247,7 @@ func (s *Store) rgbArray(z *index.ZoneGrid, occ *occupancy) *arrayNode {
 // RGBStretch returns the stretch of zone's rgb preview in year, and its
 // mode ("zone" or "global"), computing it (from a sample of the zone's
 // scales and embeddings) on first use.
-func (s *Store) RGBStretch(year, zone int) (generate.Stretch, string, error) {
+func (s *Store) RGBStretch(ctx context.Context, year, zone int) (generate.Stretch, string, error) {
 	y := s.cat.Year(year)
 	if y == nil {
 		return generate.Stretch{}, "", fmt.Errorf("year %d: %w", year, ErrNotFound)
@@ -270,6 +270,6 @@ func (s *Store) RGBStretch(year, zone int) (generate.Stretch, string, error) {
 		w = generate.NewWorkerFor(s.cat.Source)
 	}
 	defer s.der.workers.Put(w)
-	st, err := s.stretch(w, z)
+	st, err := s.stretch(ctx, w, z)
 	return st, mode, err
 }
