@@ -161,11 +161,6 @@ type LandmaskTile struct {
 	FileSize int64   `parquet:"file_size"`
 }
 
-// ReadLandmasks reads landmasks.parquet as ReadRegistry reads the registry.
-func ReadLandmasks(r io.ReaderAt, size int64, fn func([]LandmaskRow) error) error {
-	return readParquet(r, size, fn)
-}
-
 func readParquet[T any](r io.ReaderAt, size int64, fn func([]T) error) (err error) {
 	// parquet-go panics on some malformed files and on schemas it cannot
 	// convert; this is a parser of outside bytes: make that an error.

@@ -94,7 +94,7 @@ func BenchmarkPartitions(b *testing.B) {
 	// reading derived chunks back from the output.
 	newStore := func(workers int, sink materializer.Sink) *store.Store {
 		st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "bench"},
-			ReadThrough: materializer.NewOutputCache(sink)})
+			ReadThrough: materializer.NewOutputReadThrough(sink)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -136,7 +136,7 @@ type state struct {
 // Run writes every key of st under dir: the whole run into a local
 // directory, which it locks for the run. Partitioned runs, runs of one
 // phase and object-store output use RunTo. Open st with ReadThrough:
-// NewOutputCache(NewDirSink(dir)), so that derived chunks are built from
+// NewOutputReadThrough(NewDirSink(dir)), so that derived chunks are built from
 // the files already written rather than recomputed (a resumed run needs it
 // most).
 func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summary, error) {
@@ -206,7 +206,7 @@ func (e *MissingError) Error() string {
 //
 // Before writing, RunTo claims the output for st's inputs (the state key,
 // see the package comment); only then does st's read-through, if it is
-// NewOutputCache of this sink, serve keys read back from the output.
+// NewOutputReadThrough of this sink, serve keys read back from the output.
 func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summary, error) {
 	start := time.Now()
 	if opts.Workers <= 0 {
@@ -265,7 +265,7 @@ func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summa
 	// Chunks computed from other chunks (zone rgb from the zone's data,
 	// global_rgb levels from zone rgb and from the level below) are read
 	// back from the output, once it is known to hold st's keys.
-	if oc, ok := st.ReadThrough().(*OutputCache); claimed && ok && oc.arm(ctx, sink, p.mayHave) {
+	if oc, ok := st.ReadThrough().(*OutputReadThrough); claimed && ok && oc.arm(ctx, sink, p.mayHave) {
 		defer oc.disarm()
 	} else {
 		log.Debug("the store does not read back from the output: derived chunks are recomputed", "out", sink.String())

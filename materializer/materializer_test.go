@@ -44,7 +44,7 @@ func materialize(ctx context.Context, tiles, out string, workers int) error {
 		return err
 	}
 	st, err := store.New(cat, store.Options{Workers: workers, Build: generate.Build{BuildVersion: "test"},
-		ReadThrough: materializer.NewOutputCache(materializer.NewDirSink(out))})
+		ReadThrough: materializer.NewOutputReadThrough(materializer.NewDirSink(out))})
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func TestResumeReadsBack(t *testing.T) {
 				}
 			}
 			st, err := store.New(cat, store.Options{Workers: 2, Build: generate.Build{BuildVersion: "test"},
-				ReadThrough: materializer.NewOutputCache(materializer.NewDirSink(tc.readThrough(out)))})
+				ReadThrough: materializer.NewOutputReadThrough(materializer.NewDirSink(tc.readThrough(out)))})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
-// OutputCache is the read-through source (store.Options.ReadThrough) of a
+// OutputReadThrough is the read-through source (store.Options.ReadThrough) of a
 // store that a run writes to a sink: a derived chunk (a zone's rgb shard,
 // a global_rgb level) is then built from the keys of the level below that
 // this run, an earlier one or another partition has written, read back
@@ -25,7 +25,7 @@ import (
 // Get is not needed. Keys that the run has not seen in the output (its
 // listing, and what it wrote since) are not asked for, which saves a
 // request per derived chunk on an object store.
-type OutputCache struct {
+type OutputReadThrough struct {
 	sink Sink
 
 	mu  sync.RWMutex // guards the fields below
@@ -34,11 +34,11 @@ type OutputCache struct {
 	run Sink                  // the armed run's sink (its temporary files are its own)
 }
 
-// NewOutputCache returns the read-through source for runs writing to sink.
-func NewOutputCache(sink Sink) *OutputCache { return &OutputCache{sink: sink} }
+// NewOutputReadThrough returns the read-through source for runs writing to sink.
+func NewOutputReadThrough(sink Sink) *OutputReadThrough { return &OutputReadThrough{sink: sink} }
 
 // armed returns the run's context and key set, or ok false.
-func (c *OutputCache) armed() (context.Context, func(string) bool, bool) {
+func (c *OutputReadThrough) armed() (context.Context, func(string) bool, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.ctx, c.has, c.has != nil
@@ -46,7 +46,7 @@ func (c *OutputCache) armed() (context.Context, func(string) bool, bool) {
 
 // Get implements store.Cache. A stretch record (store.StretchRecords),
 // which listings leave out, is asked for without consulting them.
-func (c *OutputCache) Get(key string, _ []byte) ([]byte, bool) {
+func (c *OutputReadThrough) Get(key string, _ []byte) ([]byte, bool) {
 	ctx, has, ok := c.armed()
 	if !ok || !(has(key) || strings.HasPrefix(key, store.StretchRecordPrefix)) {
 		return nil, false
@@ -57,7 +57,7 @@ func (c *OutputCache) Get(key string, _ []byte) ([]byte, bool) {
 
 // Size implements store.Cache: the size of a file of a directory sink
 // (other sinks answer nothing; the store reads derived chunks with Get).
-func (c *OutputCache) Size(key string, _ []byte) (int64, bool) {
+func (c *OutputReadThrough) Size(key string, _ []byte) (int64, bool) {
 	_, has, ok := c.armed()
 	if !ok || !has(key) {
 		return 0, false
@@ -71,7 +71,7 @@ func (c *OutputCache) Size(key string, _ []byte) (int64, bool) {
 // Put implements store.Cache: the materializer writes the store's keys
 // itself; Put writes only a stretch record (written once; a failure costs
 // the other partitions a recomputation, not a wrong byte).
-func (c *OutputCache) Put(key string, _ []byte, data []byte) {
+func (c *OutputReadThrough) Put(key string, _ []byte, data []byte) {
 	ctx, _, ok := c.armed()
 	if !ok || !strings.HasPrefix(key, store.StretchRecordPrefix) {
 		return
@@ -90,7 +90,7 @@ func (c *OutputCache) Put(key string, _ []byte, data []byte) {
 // arm lets c serve the keys of sink that has reports present, with ctx
 // for its requests, once a run has claimed sink for the store's inputs; a
 // source for another sink stays silent.
-func (c *OutputCache) arm(ctx context.Context, sink Sink, has func(string) bool) bool {
+func (c *OutputReadThrough) arm(ctx context.Context, sink Sink, has func(string) bool) bool {
 	if c.sink == nil || c.sink.String() != sink.String() {
 		return false
 	}
@@ -101,7 +101,7 @@ func (c *OutputCache) arm(ctx context.Context, sink Sink, has func(string) bool)
 }
 
 // disarm ends a run's use of c.
-func (c *OutputCache) disarm() {
+func (c *OutputReadThrough) disarm() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ctx, c.has, c.run = nil, nil, nil

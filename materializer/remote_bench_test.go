@@ -132,7 +132,7 @@ func BenchmarkMaterializeRemote(b *testing.B) {
 			}
 		}
 		out := b.TempDir()
-		st, err := store.New(cat, store.Options{ReadThrough: materializer.NewOutputCache(materializer.NewDirSink(out))})
+		st, err := store.New(cat, store.Options{ReadThrough: materializer.NewOutputReadThrough(materializer.NewDirSink(out))})
 		if err != nil {
 			b.Fatal(err)
 		}

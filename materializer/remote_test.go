@@ -48,7 +48,7 @@ func materializeInto(t *testing.T, root string, src index.Source, out string) (m
 			t.Fatal(err)
 		}
 	}
-	st, err := store.New(cat, store.Options{ReadThrough: materializer.NewOutputCache(materializer.NewDirSink(out))})
+	st, err := store.New(cat, store.Options{ReadThrough: materializer.NewOutputReadThrough(materializer.NewDirSink(out))})
 	if err != nil {
 		t.Fatal(err)
 	}

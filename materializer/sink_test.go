@@ -165,7 +165,7 @@ func TestPartitionsClaimOutput(t *testing.T) {
 			t.Fatal(err)
 		}
 		st, err := store.New(cat, store.Options{Workers: 1, Build: generate.Build{BuildVersion: "test"},
-			ReadThrough: materializer.NewOutputCache(materializer.NewDirSink(out))})
+			ReadThrough: materializer.NewOutputReadThrough(materializer.NewDirSink(out))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -119,7 +119,7 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 		sink = &materializer.S3Sink{Client: client, Loc: loc}
 	}
 	log := slog.Default()
-	st, err := o.open(ctx, storeWith{ReadThrough: materializer.NewOutputCache(sink), Logger: log})
+	st, err := o.open(ctx, storeWith{ReadThrough: materializer.NewOutputReadThrough(sink), Logger: log})
 	if err != nil {
 		return err
 	}

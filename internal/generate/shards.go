@@ -288,12 +288,10 @@ func (w *Worker) ScalesShard(ctx context.Context, z *index.ZoneGrid, i, j int, m
 	return out, err
 }
 
-// NewProbe returns a Worker with only the buffers HasScales needs (about
+// NewProbeFor returns a Worker with only the buffers HasScales needs (about
 // 400 KiB): for deciding, without generating, which scales and rgb shards
 // exist, for tiles on a local disk. Only HasScales may be called on it.
-func NewProbe() *Worker { return NewProbeFor(nil) }
-
-// NewProbeFor is NewProbe for the tiles of src (nil: local paths).
+// It reads the tiles of src (nil: local paths).
 func NewProbeFor(src index.Source) *Worker {
 	if src == nil {
 		src = index.DirSource{}

@@ -65,9 +65,11 @@ type Options struct {
 	// ReadThrough, if set, is a source of derived chunks (zone rgb shards,
 	// global_rgb chunks) after the store's own caches: a pyramid level is
 	// then built from the level below as read from there instead of being
-	// recomputed. It must hold only this store's bytes under their keys;
-	// its Put is never called. The materializer's output directory is one
-	// (materializer.OutputCache).
+	// recomputed. It must hold only this store's bytes under their keys.
+	// Its Put is called only to record an rgb stretch (StretchRecords), so
+	// that the other partitions of a run read it instead of sampling the
+	// zone again. The materializer's output is one
+	// (materializer.OutputReadThrough).
 	ReadThrough Cache
 }
 
@@ -102,7 +104,7 @@ type Store struct {
 	generating, peak       atomic.Int64 // generations running now, and at most
 	probed                 atomic.Int64 // shards whose existence was decided
 
-	probes    sync.Pool           // *generate.Worker from NewProbe (occupancy.go)
+	probes    sync.Pool           // *generate.Worker from NewProbeFor (occupancy.go)
 	der       *derivedEngine      // derived chunks (derived.go)
 	stretches *stretchState       // rgb stretches (rgb.go)
 	globals   map[int]*globalYear // global_rgb per year (globalrgb.go)

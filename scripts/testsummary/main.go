@@ -39,6 +39,7 @@ func main() {
 func run(in io.Reader, out io.Writer) int {
 	buf := map[key][]string{}
 	var passed, failed, skipped, pkgFailed int
+	testsFailed := map[string]bool{} // packages with a failed test
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -54,6 +55,7 @@ func run(in io.Reader, out io.Writer) int {
 			fmt.Fprint(out, e.Output)
 		case "build-fail":
 			pkgFailed++
+			failed++ // a package that does not build counts as a failure
 			fmt.Fprintf(out, "FAIL\t%s [build failed]\n", e.ImportPath)
 		case "output":
 			b := append(buf[k], e.Output)
@@ -68,6 +70,9 @@ func run(in io.Reader, out io.Writer) int {
 				switch e.Action {
 				case "fail":
 					pkgFailed++
+					if !testsFailed[e.Package] {
+						failed++ // failed with no failed test: a panic, a timeout
+					}
 					fmt.Fprintf(out, "%sFAIL\t%s\t%.1fs\n", strings.Join(lines, ""), e.Package, e.Elapsed)
 				case "skip":
 					fmt.Fprintf(out, "?   \t%s\t[no test files]\n", e.Package)
@@ -81,6 +86,7 @@ func run(in io.Reader, out io.Writer) int {
 				passed++
 			case "fail":
 				failed++
+				testsFailed[e.Package] = true
 				fmt.Fprintf(out, "--- FAIL: %s (%s, %.2fs)\n%s", e.Test, e.Package, e.Elapsed, strings.Join(lines, ""))
 			case "skip":
 				skipped++

@@ -19,6 +19,9 @@ func TestRun(t *testing.T) {
 		`{"Action":"fail","Package":"p","Test":"TestC","Elapsed":0.2}`,
 		`{"Action":"fail","Package":"p","Elapsed":1.5}`,
 		`{"Action":"pass","Package":"q","Elapsed":0.5}`,
+		`{"Action":"fail","Package":"r","Elapsed":0.1}`,
+		`{"ImportPath":"s","Action":"build-output","Output":"s.go:1: syntax error\n"}`,
+		`{"ImportPath":"s","Action":"build-fail"}`,
 	}, "\n")
 	var out bytes.Buffer
 	if rc := run(strings.NewReader(in), &out); rc != 1 {
@@ -28,7 +31,7 @@ func TestRun(t *testing.T) {
 		"--- SKIP: TestB (p): b_test.go:9: no nginx on PATH\n",
 		"--- FAIL: TestC (p, 0.20s)\n    c_test.go:3: got 1, want 2\n",
 		"FAIL\tp\t1.5s\n", "ok  \tq\t0.5s\n",
-		"1 passed, 1 failed, 1 skipped\n",
+		"1 passed, 3 failed, 1 skipped\n", "s.go:1: syntax error\n", "FAIL\ts [build failed]\n", "FAIL\tr\t0.1s\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
