@@ -1,7 +1,7 @@
-// Package fusefs mounts a store.Store as a read-only FUSE file system
-// (go-fuse v2, fs API). It is a thin adapter: every name, size and byte
-// comes from the store, so the mount serves exactly what materialize
-// writes.
+// Package fusefs mounts a Tree — the tesserafs store, or any read-only key
+// space — as a read-only FUSE file system (go-fuse v2, fs API). It is a
+// thin adapter: every name, size and byte comes from the Tree, so a mount
+// of the store serves exactly what materialize writes.
 //
 // What readers need from it (see the architecture's "Rules that follow
 // from readers"): exact sizes on lookup and getattr (a shard's size is
@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -25,13 +26,46 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-
-	"github.com/tesserafs/tesserafs/internal/store"
 )
+
+// Tree is the read-only key space a mount serves: what fusefs needs of a
+// store, in the standard library's terms, so that any implementation can
+// be mounted. Keys are slash paths from the root ("" is the root).
+type Tree interface {
+	// Stat describes key: a directory, or a file with its exact size. A
+	// key that does not exist is a NotFound error (see IsNotFound); any
+	// other error — a missing input file included — is EIO.
+	Stat(ctx context.Context, key string) (fs.FileInfo, error)
+	// ReadDir lists directory key. It should be cheap: a listing must not
+	// cost the bytes of the files it lists.
+	ReadDir(ctx context.Context, key string) ([]fs.DirEntry, error)
+	// Get returns the whole bytes of file key.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// ModTime is the modification time every node shows.
+	ModTime() time.Time
+}
+
+// IsNotFound reports whether err says that a key does not exist: some
+// error in its chain has a method NotFound() bool that returns true. An
+// error that merely wraps fs.ErrNotExist does not count: a tile file gone
+// from under a key that exists is an I/O error of that key, not ENOENT.
+func IsNotFound(err error) bool {
+	var nf interface{ NotFound() bool }
+	return errors.As(err, &nf) && nf.NotFound()
+}
+
+// Pinner is a Tree that can lend part of a file it holds in a cache
+// without copying it: slices valid until release is called (exactly
+// once); ok false when it does not hold the file. A read of a few bytes
+// of a large cached file then costs those bytes alone.
+type Pinner interface {
+	PinCached(key string, off int64, n int) (slices [][]byte, release func(), ok bool)
+}
 
 // fsys is what every node of one mount shares.
 type fsys struct {
-	st       *store.Store
+	st       Tree
+	pin      Pinner // st, if it is one, else nil
 	log      *slog.Logger
 	mtime    time.Time
 	uid, gid uint32
@@ -46,7 +80,7 @@ func (f *fsys) toErrno(op, key string, err error) syscall.Errno {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, store.ErrNotFound):
+	case IsNotFound(err):
 		return syscall.ENOENT
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return syscall.EINTR
@@ -101,11 +135,11 @@ func (f *fsys) fillAttr(a *fuse.Attr, key string, isDir bool, size int64) {
 }
 
 // newNode makes the node of a key the store knows.
-func (f *fsys) newNode(ctx context.Context, parent *gofs.Inode, key string, info store.Info) *gofs.Inode {
-	if info.IsDir {
+func (f *fsys) newNode(ctx context.Context, parent *gofs.Inode, key string, info fs.FileInfo) *gofs.Inode {
+	if info.IsDir() {
 		return parent.NewInode(ctx, &dirNode{fsys: f, key: key}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(key)})
 	}
-	return parent.NewInode(ctx, &fileNode{fsys: f, key: key, size: info.Size}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(key)})
+	return parent.NewInode(ctx, &fileNode{fsys: f, key: key, size: info.Size()}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(key)})
 }
 
 // dirNode is a directory of the store: a group, an array, a chunk-grid
@@ -133,7 +167,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if err != nil {
 		return nil, d.toErrno("lookup", key, err)
 	}
-	d.fillAttr(&out.Attr, key, info.IsDir, info.Size)
+	d.fillAttr(&out.Attr, key, info.IsDir(), info.Size())
 	return d.newNode(ctx, &d.Inode, key, info), 0
 }
 
@@ -146,10 +180,10 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	out := make([]fuse.DirEntry, len(entries))
 	for i, e := range entries {
 		mode := uint32(syscall.S_IFREG)
-		if e.IsDir {
+		if e.IsDir() {
 			mode = syscall.S_IFDIR
 		}
-		out[i] = fuse.DirEntry{Name: e.Name, Mode: mode, Ino: ino(join(d.key, e.Name))}
+		out[i] = fuse.DirEntry{Name: e.Name(), Mode: mode, Ino: ino(join(d.key, e.Name()))}
 	}
 	return gofs.NewListDirStream(out), 0
 }
@@ -216,7 +250,9 @@ func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, of
 		return fuse.ReadResultData(nil), 0
 	}
 	want := int(min(int64(len(dest)), n.size-off))
-	if slices, release, ok := n.st.PinCached(n.key, off, want); ok {
+	if n.pin == nil {
+		// fall through to the whole file
+	} else if slices, release, ok := n.pin.PinCached(n.key, off, want); ok {
 		r := &pinned{slices: slices, release: release}
 		if r.Size() != want {
 			// The size was fixed at lookup; the cached bytes must match it.
@@ -368,12 +404,14 @@ func (readOnly) Tmpfile(context.Context, uint32, uint32, *fuse.EntryOut) (*gofs.
 
 // NewRoot returns the root node of a file system serving st, for Mount
 // or for a caller that runs its own go-fuse server.
-func NewRoot(st *store.Store, log *slog.Logger) gofs.InodeEmbedder {
+func NewRoot(st Tree, log *slog.Logger) gofs.InodeEmbedder {
 	if log == nil {
 		log = slog.Default()
 	}
+	pin, _ := st.(Pinner)
 	return &dirNode{fsys: &fsys{
 		st:    st,
+		pin:   pin,
 		log:   log,
 		mtime: st.ModTime(),
 		uid:   uint32(os.Getuid()),

@@ -18,8 +18,6 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
-
-	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // Options configure a mount. Zero values are sensible defaults.
@@ -60,7 +58,7 @@ type Server struct {
 // directory, and returns once the kernel is ready to send requests. As
 // root it mounts directly (no helper binary); otherwise, or if that
 // fails, through fusermount3. ctx bounds only the mounting.
-func Mount(ctx context.Context, st *store.Store, mountpoint string, opts Options) (*Server, error) {
+func Mount(ctx context.Context, st Tree, mountpoint string, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}

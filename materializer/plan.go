@@ -495,12 +495,12 @@ func walkSorted(ctx context.Context, st *store.Store, dir string, skipData bool,
 	}
 	es := make([]ent, len(entries))
 	for k, e := range entries {
-		key := e.Name
+		key := e.Name()
 		if dir != "" {
-			key = dir + "/" + e.Name
+			key = dir + "/" + e.Name()
 		}
-		es[k] = ent{name: key, sortKey: e.Name, isDir: e.IsDir}
-		if e.IsDir {
+		es[k] = ent{name: key, sortKey: e.Name(), isDir: e.IsDir()}
+		if e.IsDir() {
 			es[k].sortKey += "/"
 		}
 	}

@@ -252,7 +252,7 @@ func runCacheWarm(ctx context.Context, o cacheWarmOptions, stdout io.Writer) err
 			if err != nil {
 				return err
 			}
-			bytes.Add(info.Size)
+			bytes.Add(info.Size())
 			report(done.Add(1), bytes.Load())
 			return nil
 		})

@@ -32,6 +32,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,7 +41,6 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/keyspace"
-	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // Options configure a Handler.
@@ -79,9 +79,33 @@ type Stats struct {
 	Fetched   int64 // chunk requests that had to generate (or wait for a generation)
 }
 
+// Tree is what the server needs of a store. Keys are slash paths from the
+// root ("" is the root).
+type Tree interface {
+	// ReadDir lists directory key, cheaply (a lookup uses the parent's
+	// listing). A key that does not exist is an error with a method
+	// NotFound() bool that returns true (404); any other error, a missing
+	// input file included, is the server's (5xx).
+	ReadDir(ctx context.Context, key string) ([]fs.DirEntry, error)
+	// Get returns the whole bytes of file key.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Fingerprint names the tree's inputs: equal fingerprints, equal
+	// bytes (the ETags are made from it).
+	Fingerprint() string
+}
+
+// RangeTree is a Tree that can read part of a chunk it holds in a cache,
+// without generating it: r fails once the chunk has left the cache, and
+// the server then falls back to Get.
+type RangeTree interface {
+	Tree
+	OpenCached(key string) (r io.ReaderAt, size int64, ok bool)
+}
+
 // Handler is the HTTP front end of one store. Safe for concurrent use.
 type Handler struct {
-	st      *store.Store
+	st      Tree
+	ranges  RangeTree // st, if it is one
 	opts    Options
 	log     *slog.Logger
 	storeFP string
@@ -108,7 +132,7 @@ type metrics struct {
 }
 
 // New returns the handler of st.
-func New(st *store.Store, opts Options) *Handler {
+func New(st Tree, opts Options) *Handler {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -128,8 +152,10 @@ func New(st *store.Store, opts Options) *Handler {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	ranges, _ := st.(RangeTree)
 	h := &Handler{
 		st:      st,
+		ranges:  ranges,
 		opts:    opts,
 		log:     opts.Logger,
 		storeFP: st.Fingerprint(),
@@ -245,9 +271,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	// A cached chunk: found and sized by the cache alone, no listing.
 	if isChunk(key) && !dir {
-		if c, ok := h.st.OpenCached(key); ok {
-			h.serveCached(w, r, key, c)
-			return
+		if h.ranges != nil {
+			if c, size, ok := h.ranges.OpenCached(key); ok {
+				h.serveCached(w, r, key, c, size)
+				return
+			}
 		}
 	}
 	isFile, exists, err := h.lookup(r.Context(), key)
@@ -305,21 +333,28 @@ func (h *Handler) lookup(ctx context.Context, key string) (isFile, exists bool, 
 		parent, name = key[:i], key[i+1:]
 	}
 	entries, err := h.st.ReadDir(ctx, parent)
-	if errors.Is(err, store.ErrNotFound) {
+	if isNotFound(err) {
 		return false, false, nil
 	}
 	if err != nil {
-		if errors.Is(err, store.ErrNotDir) {
+		if errors.Is(err, syscall.ENOTDIR) {
 			return false, false, nil
 		}
 		return false, false, err
 	}
 	for _, e := range entries {
-		if e.Name == name {
-			return !e.IsDir, true, nil
+		if e.Name() == name {
+			return !e.IsDir(), true, nil
 		}
 	}
 	return false, false, nil
+}
+
+// isNotFound reports whether err says a key does not exist (see
+// Tree.ReadDir).
+func isNotFound(err error) bool {
+	var nf interface{ NotFound() bool }
+	return errors.As(err, &nf) && nf.NotFound()
 }
 
 // isChunk reports whether key is a chunk (shard) of an array.
@@ -373,13 +408,13 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 // only the bytes asked for are read, through a pooled buffer, with no
 // generation and no admission, and nothing of the cache stays pinned while
 // the reply is written.
-func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, key string, c *store.CachedChunk) {
+func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, key string, c io.ReaderAt, size int64) {
 	rangeHdr, done := h.prelude(w, r, key)
 	if done {
 		return
 	}
-	rg, kind := parseRange(rangeHdr, c.Size)
-	off, n := h.head(w, kind, rg, c.Size)
+	rg, kind := parseRange(rangeHdr, size)
+	off, n := h.head(w, kind, rg, size)
 	if n < 0 || r.Method == http.MethodHead {
 		return
 	}
@@ -390,11 +425,11 @@ func (h *Handler) serveCached(w http.ResponseWriter, r *http.Request, key string
 	buf := *bp
 	for n > 0 {
 		k := int(min(n, int64(len(buf))))
-		if got, ok := c.ReadAt(buf[:k], off); !ok || got != k {
+		if got, err := c.ReadAt(buf[:k], off); err != nil || got != k {
 			// Evicted since OpenCached (rare): the headers are out, so
 			// the bytes must be these; fetch them.
 			b, err := h.fetch(r.Context(), key)
-			if err != nil || int64(len(b)) != c.Size {
+			if err != nil || int64(len(b)) != size {
 				h.log.Error("chunk changed size while being served", "key", key, "err", err)
 				panic(http.ErrAbortHandler)
 			}
@@ -513,7 +548,7 @@ func (h *Handler) fail(w http.ResponseWriter, key string, err error) {
 		w.Header().Del("ETag")
 		w.Header().Del("Cache-Control")
 		http.Error(w, "busy: too many chunks being generated, retry later", http.StatusServiceUnavailable)
-	case errors.Is(err, store.ErrNotFound):
+	case isNotFound(err):
 		w.Header().Del("ETag")
 		http.Error(w, "not found", http.StatusNotFound)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -567,14 +602,14 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
 	var sb strings.Builder
 	sb.WriteString("<!doctype html>\n<meta charset=utf-8>\n<title>tesserafs</title>\n<h1>tesserafs</h1>\n<ul>\n")
 	for _, e := range entries {
-		link := e.Name
+		link := e.Name()
 		switch {
-		case strings.HasSuffix(e.Name, ".zarr"):
+		case strings.HasSuffix(e.Name(), ".zarr"):
 			link += "/zarr.json"
-		case e.IsDir:
+		case e.IsDir():
 			continue
 		}
-		fmt.Fprintf(&sb, "<li><a href=\"%s\">%s</a>\n", html.EscapeString(link), html.EscapeString(e.Name))
+		fmt.Fprintf(&sb, "<li><a href=\"%s\">%s</a>\n", html.EscapeString(link), html.EscapeString(e.Name()))
 	}
 	sb.WriteString("</ul>\n")
 	w.Header().Set("Cache-Control", "no-cache")

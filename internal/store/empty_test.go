@@ -103,13 +103,13 @@ func TestEmptyChunksAbsent(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range rows {
-			cols, err := st.ReadDir(ctx, prefix+"/"+array+"/c/"+r.Name)
+			cols, err := st.ReadDir(ctx, prefix+"/"+array+"/c/"+r.Name())
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, c := range cols {
-				i, _ := strconv.Atoi(r.Name)
-				j, _ := strconv.Atoi(c.Name)
+				i, _ := strconv.Atoi(r.Name())
+				j, _ := strconv.Atoi(c.Name())
 				out[index.ShardIndex{Row: i, Col: j}] = true
 			}
 		}

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"path"
 	"slices"
 	"strings"
-	"time"
 )
 
 // FS returns the store as an io/fs.FS, so that the same conformance and
@@ -54,7 +52,7 @@ func (f storeFS) Stat(name string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, pathErr("stat", name, err)
 	}
-	return fileInfo{info, f.s.modTime}, nil
+	return info, nil
 }
 
 func (f storeFS) ReadFile(name string) ([]byte, error) {
@@ -78,13 +76,9 @@ func (f storeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	if err != nil {
 		return nil, pathErr("readdir", name, err)
 	}
-	out := make([]fs.DirEntry, len(entries))
-	for i, e := range entries {
-		out[i] = dirEntry{f, path.Join(name, e.Name), e}
-	}
 	// fs.ReadDirFS wants entries sorted by name.
-	sortEntries(out)
-	return out, nil
+	sortEntries(entries)
+	return entries, nil
 }
 
 func (f storeFS) Open(name string) (fs.File, error) {
@@ -109,41 +103,6 @@ func (f storeFS) Open(name string) (fs.File, error) {
 	}
 	return &file{info: info, r: bytes.NewReader(b)}, nil
 }
-
-type fileInfo struct {
-	i   Info
-	mod time.Time
-}
-
-func (fi fileInfo) Name() string       { return fi.i.Name }
-func (fi fileInfo) Size() int64        { return fi.i.Size }
-func (fi fileInfo) ModTime() time.Time { return fi.mod }
-func (fi fileInfo) IsDir() bool        { return fi.i.IsDir }
-func (fi fileInfo) Sys() any           { return nil }
-func (fi fileInfo) Mode() fs.FileMode {
-	if fi.i.IsDir {
-		return fs.ModeDir | 0o555
-	}
-	return 0o444
-}
-
-type dirEntry struct {
-	f    storeFS
-	path string
-	e    DirEntry
-}
-
-func (d dirEntry) Name() string { return d.e.Name }
-func (d dirEntry) IsDir() bool  { return d.e.IsDir }
-func (d dirEntry) Type() fs.FileMode {
-	if d.e.IsDir {
-		return fs.ModeDir
-	}
-	return 0
-}
-
-// Info stats the entry; for a chunk that means knowing its exact size.
-func (d dirEntry) Info() (fs.FileInfo, error) { return d.f.Stat(d.path) }
 
 type file struct {
 	info fs.FileInfo

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"runtime"
@@ -15,12 +16,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/zarr"
 )
 
@@ -29,14 +32,24 @@ import (
 const FormatVersion = "tesserafs-store-2"
 
 // ErrNotFound is returned for a key that does not exist. It matches
-// fs.ErrNotExist under errors.Is.
-var ErrNotFound = fmt.Errorf("key not found: %w", fs.ErrNotExist)
+// fs.ErrNotExist under errors.Is, and says NotFound() — how front ends
+// that know nothing of the store (fusefs, httpserve) tell a key that does
+// not exist from an input file that does not (a tile gone: an error of
+// the key, which exists).
+var ErrNotFound error = notFoundError{}
 
-// ErrNotDir is returned for listing a key that is a file.
-var ErrNotDir = errors.New("not a directory")
+type notFoundError struct{}
+
+func (notFoundError) Error() string        { return "key not found" }
+func (notFoundError) NotFound() bool       { return true }
+func (notFoundError) Is(target error) bool { return target == fs.ErrNotExist }
+
+// ErrNotDir is returned for listing a key that is a file (the errno, so
+// that front ends that know nothing of the store can match it).
+var ErrNotDir error = syscall.ENOTDIR
 
 // ErrIsDir is returned for reading a key that is a directory.
-var ErrIsDir = errors.New("is a directory")
+var ErrIsDir error = syscall.EISDIR
 
 // Cache keeps generated chunks. Implementations must be safe for
 // concurrent use; fp is the chunk's input fingerprint, and an entry must
@@ -175,17 +188,42 @@ func (s *Store) Stats() Stats {
 // ModTime is the modification time reported for every key.
 func (s *Store) ModTime() time.Time { return s.modTime }
 
-// Info describes a key.
-type Info struct {
-	Name  string
-	Size  int64
-	IsDir bool
+// info describes a key: an fs.FileInfo (Stat) and fs.DirEntry (ReadDir).
+// A listed file's entry does not know its size (that can cost the chunk's
+// generation): its Info stats it.
+type info struct {
+	s     *Store
+	key   string
+	size  int64
+	dir   bool
+	sized bool // size is known
 }
 
-// DirEntry is one name in a directory listing.
-type DirEntry struct {
-	Name  string
-	IsDir bool
+var (
+	_ fs.FileInfo = info{}
+	_ fs.DirEntry = info{}
+)
+
+func (i info) Name() string       { return baseName(i.key) }
+func (i info) Size() int64        { return i.size }
+func (i info) IsDir() bool        { return i.dir }
+func (i info) ModTime() time.Time { return i.s.modTime }
+func (i info) Sys() any           { return nil }
+func (i info) Type() fs.FileMode  { return i.Mode().Type() }
+func (i info) Mode() fs.FileMode {
+	if i.dir {
+		return fs.ModeDir | 0o555
+	}
+	return 0o444
+}
+
+// Info implements fs.DirEntry. A listing has no context left to give: a
+// file's size is asked without one.
+func (i info) Info() (fs.FileInfo, error) {
+	if i.dir || i.sized {
+		return i, nil
+	}
+	return i.s.Stat(context.Background(), i.key)
 }
 
 func notFound(key string) error { return fmt.Errorf("%s: %w", key, ErrNotFound) }
@@ -204,29 +242,34 @@ func baseName(key string) string {
 // Stat returns a key's name, size and kind. The size of a chunk is exact,
 // so Stat of a chunk not yet generated generates it (or reads its size
 // from the cache).
-func (s *Store) Stat(ctx context.Context, key string) (Info, error) {
+func (s *Store) Stat(ctx context.Context, key string) (fs.FileInfo, error) {
+	key = strings.Trim(key, "/")
 	r, ok := s.resolve(key)
 	if !ok {
-		return Info{}, notFound(key)
+		return nil, notFound(key)
 	}
-	info := Info{Name: baseName(key), IsDir: r.isDir()}
-	if info.IsDir {
-		return info, nil
+	fi := info{s: s, key: key, dir: r.isDir(), sized: true}
+	if fi.dir {
+		return fi, nil
 	}
+	var b []byte
+	var err error
 	if f, ok := r.n.(*fileNode); ok {
-		b, err := f.get(ctx)
-		info.Size = int64(len(b))
-		return info, err
-	}
-	if fp, ok := s.cached(key, r); ok {
+		b, err = f.get(ctx)
+	} else if fp, ok := s.cached(key, r); ok {
 		if n, ok := s.opts.Cache.Size(key, fp); ok {
-			info.Size = n
-			return info, nil
+			fi.size = n
+			return fi, nil
 		}
+		b, err = s.chunk(ctx, key, r)
+	} else {
+		b, err = s.chunk(ctx, key, r)
 	}
-	b, err := s.chunk(ctx, key, r)
-	info.Size = int64(len(b))
-	return info, err
+	if err != nil {
+		return nil, err
+	}
+	fi.size = int64(len(b))
+	return fi, nil
 }
 
 // PinCached lends the bytes of chunk key from off, at most n of them, if
@@ -265,10 +308,12 @@ type RangeCache interface {
 	ReadAt(key string, fp []byte, p []byte, off int64) (n int, ok bool)
 }
 
-// CachedChunk is a chunk that the cache held when OpenCached found it.
-type CachedChunk struct {
-	Size int64 // the chunk's exact length
+// ErrEvicted is the error of a read of a cached chunk that left the cache
+// after OpenCached found it: the caller falls back to Get.
+var ErrEvicted = errors.New("chunk left the cache")
 
+// cachedChunk is a chunk that the cache held when OpenCached found it.
+type cachedChunk struct {
 	key string
 	fp  []byte
 	rc  RangeCache
@@ -276,38 +321,45 @@ type CachedChunk struct {
 
 // OpenCached finds chunk key in the cache, if the cache holds it and can
 // copy part of an entry (RangeCache), and counts one cache hit: the
-// caller then reads what it needs with ReadAt. It never generates, and
-// nothing stays pinned: a reply written slowly to a network peer holds
-// no lock of the cache.
-func (s *Store) OpenCached(key string) (*CachedChunk, bool) {
+// caller then reads what it needs with ReadAt, which fails with
+// ErrEvicted once the entry has left the cache (evicted, cleared); size is
+// the chunk's exact length. It never generates, and nothing stays pinned:
+// a reply written slowly to a network peer holds no lock of the cache.
+func (s *Store) OpenCached(key string) (r io.ReaderAt, size int64, ok bool) {
 	rc, ok := s.opts.Cache.(RangeCache)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
-	r, found := s.resolve(key)
-	if !found || r.isDir() || r.arr == nil {
-		return nil, false
+	res, found := s.resolve(key)
+	if !found || res.isDir() || res.arr == nil {
+		return nil, 0, false
 	}
-	if _, isFile := r.n.(*fileNode); isFile {
-		return nil, false
+	if _, isFile := res.n.(*fileNode); isFile {
+		return nil, 0, false
 	}
-	fp, ok := s.cached(key, r)
+	fp, ok := s.cached(key, res)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
-	size, ok := rc.Size(key, fp)
+	size, ok = rc.Size(key, fp)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
 	s.hits.Add(1)
-	return &CachedChunk{Size: size, key: key, fp: fp, rc: rc}, true
+	return &cachedChunk{key: key, fp: fp, rc: rc}, size, true
 }
 
 // ReadAt copies the chunk's bytes from off into p, as many as p holds or
-// the chunk has after off. ok is false when the entry has left the cache
-// since OpenCached (evicted, cleared): the caller falls back to Get.
-func (c *CachedChunk) ReadAt(p []byte, off int64) (n int, ok bool) {
-	return c.rc.ReadAt(c.key, c.fp, p, off)
+// the chunk has after off (io.EOF when fewer than len(p)).
+func (c *cachedChunk) ReadAt(p []byte, off int64) (int, error) {
+	n, ok := c.rc.ReadAt(c.key, c.fp, p, off)
+	switch {
+	case !ok:
+		return 0, ErrEvicted
+	case n < len(p):
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 // Get returns a key's bytes.
@@ -326,21 +378,29 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 }
 
 // ReadDir lists a directory from the index alone: it never generates.
-func (s *Store) ReadDir(ctx context.Context, key string) ([]DirEntry, error) {
+func (s *Store) ReadDir(ctx context.Context, key string) ([]fs.DirEntry, error) {
+	key = strings.Trim(key, "/")
 	r, ok := s.resolve(key)
 	if !ok {
 		return nil, notFound(key)
 	}
+	entry := func(name string, dir bool) fs.DirEntry {
+		k := name
+		if key != "" {
+			k = key + "/" + name
+		}
+		return info{s: s, key: k, dir: dir}
+	}
 	switch n := r.n.(type) {
 	case *dirNode:
-		out := make([]DirEntry, len(n.names))
+		out := make([]fs.DirEntry, len(n.names))
 		for i, name := range n.names {
 			_, isFile := n.children[name].(*fileNode)
-			out[i] = DirEntry{Name: name, IsDir: !isFile}
+			out[i] = entry(name, !isFile)
 		}
 		return out, nil
 	case *arrayNode:
-		return []DirEntry{{Name: "c", IsDir: true}, {Name: "zarr.json"}}, nil
+		return []fs.DirEntry{entry("c", true), entry(keyspace.MetaFile, false)}, nil
 	}
 	if !r.isDir() {
 		return nil, fmt.Errorf("%s: %w", key, ErrNotDir)
@@ -348,9 +408,9 @@ func (s *Store) ReadDir(ctx context.Context, key string) ([]DirEntry, error) {
 	src := r.arr.chunks
 	isDir := len(r.coords)+1 < src.Dims()
 	coords := src.List(r.coords)
-	out := make([]DirEntry, len(coords))
+	out := make([]fs.DirEntry, len(coords))
 	for i, c := range coords {
-		out[i] = DirEntry{Name: strconv.Itoa(c), IsDir: isDir}
+		out[i] = entry(strconv.Itoa(c), isDir)
 	}
 	return out, nil
 }
@@ -403,11 +463,11 @@ func (s *Store) Walk(ctx context.Context, prefix string, fn func(key string) err
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		key := e.Name
+		key := e.Name()
 		if p := strings.Trim(prefix, "/"); p != "" {
-			key = p + "/" + e.Name
+			key = p + "/" + e.Name()
 		}
-		if e.IsDir {
+		if e.IsDir() {
 			err = s.Walk(ctx, key, fn)
 		} else {
 			err = fn(key)

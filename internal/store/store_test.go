@@ -232,7 +232,7 @@ func TestAbsentShards(t *testing.T) {
 				if touched != (err == nil) {
 					t.Errorf("%s: touched=%v, ReadDir err=%v", key, touched, err)
 				}
-				if err == nil && (len(entries) != 1 || entries[0].Name != "0" || entries[0].IsDir) {
+				if err == nil && (len(entries) != 1 || entries[0].Name() != "0" || entries[0].IsDir()) {
 					t.Errorf("%s: entries %+v, want one file 0", key, entries)
 				}
 				if _, err := st.Get(ctx, key+"/1"); !errorsIsNotExist(err) {
