@@ -515,7 +515,7 @@ func walkSorted(ctx context.Context, st *store.Store, dir string, skipData bool,
 			}
 			continue
 		}
-		if skipData && path.Base(e.name) == "c" && PhaseOf(e.name+"/0") != PhaseFinalize {
+		if skipData && path.Base(e.name) == "c" && keyspace.ChunksPhase(path.Dir(e.name)) != PhaseFinalize {
 			continue
 		}
 		if err := walkSorted(ctx, st, e.name, skipData, fn); err != nil {

@@ -44,6 +44,22 @@ func TestPlanSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(data)
+	// The finalize phase's keys: every other key, found without walking
+	// the data chunk directories.
+	var all, fin int
+	st.Walk(ctx, "", func(string) error { all++; return nil })
+	if err := materializer.FinalizeKeys(ctx, st, func(k string) error {
+		if materializer.PhaseOf(k) != materializer.PhaseFinalize {
+			t.Errorf("FinalizeKeys gives data key %s", k)
+		}
+		fin++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fin != all-len(data) {
+		t.Errorf("FinalizeKeys gave %d keys, want %d (all %d, data %d)", fin, all-len(data), all, len(data))
+	}
 	for _, n := range []int{1, 2, 3, 4, 7} {
 		p1, err := materializer.NewPlan(ctx, st, n)
 		if err != nil {

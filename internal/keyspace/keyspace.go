@@ -117,6 +117,19 @@ func (k Key) Phase() string {
 	return PhaseFinalize // coordinate and band chunks
 }
 
+// ChunksPhase is the phase that writes the chunks of the array whose
+// directory is arrayDir ("2024.zarr/utm30/embeddings"): a walk that skips
+// the data phases' chunk directories asks it before entering c/. An
+// arrayDir that is not an array of the layout is PhaseFinalize.
+func ChunksPhase(arrayDir string) string {
+	k, ok := Parse(arrayDir + "/" + MetaFile)
+	if !ok || k.Kind != ArrayMeta {
+		return PhaseFinalize
+	}
+	k.Kind = Chunk
+	return k.Phase()
+}
+
 // IsZoneData reports whether array is one of a zone's sharded data arrays
 // (embeddings, scales, rgb), whose chunks are built from tile bytes.
 func IsZoneData(array string) bool {

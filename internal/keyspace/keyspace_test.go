@@ -81,6 +81,15 @@ func TestHelpers(t *testing.T) {
 	if r := k.ChunkRow(); r != "2024.zarr/utm30/rgb/c/3/" {
 		t.Errorf("ChunkRow = %q", r)
 	}
+	for dir, want := range map[string]string{
+		"2024.zarr/utm30/embeddings": PhaseZones, "2024.zarr/utm30/scales": PhaseZones, "2024.zarr/utm30/rgb": PhaseZones,
+		"2024.zarr/utm30/easting": PhaseFinalize, "2024.zarr/global_rgb/0/rgb": PhaseGlobal0,
+		"2024.zarr/global_rgb/4/rgb": PhaseGlobal, "2024.zarr/global_rgb/4/band": PhaseFinalize, "nonsense": PhaseFinalize,
+	} {
+		if got := ChunksPhase(dir); got != want {
+			t.Errorf("ChunksPhase(%q) = %q, want %q", dir, got, want)
+		}
+	}
 	if !IsChunk("2024.zarr/utm30/scales/c/0/0") || IsChunk("2024.zarr/utm30/scales/zarr.json") || IsChunk("a/c/b") {
 		t.Error("IsChunk")
 	}
