@@ -29,6 +29,7 @@ type serveOptions struct {
 	Addr       string
 	CORSOrigin []string
 	Queue      int
+	QueueWait  time.Duration
 	// Shutdown bounds how long in-flight requests may take to finish.
 	Shutdown time.Duration
 	// Assets is served at "/" (index.html) and beside the keys: the
@@ -53,8 +54,9 @@ server at once). Byte ranges (a-b, a-, -N), strong ETags, If-None-Match,
 CORS (--cors-origin) are supported; writes are refused (405). The map
 viewer is at / (--no-viewer: a plain index page).
 
-At most --workers chunks are generated at once and --queue more wait; beyond
-that requests get 503 with Retry-After. /healthz answers "ok", /metrics
+At most --workers chunks are generated at once; the others wait their turn
+(up to --queue keys, each at most --queue-wait), and only beyond that do
+requests get 503 with Retry-After. /healthz answers "ok", /metrics
 gives Prometheus metrics. It listens on 127.0.0.1 unless --addr says
 otherwise, and runs until interrupted (Ctrl-C, SIGTERM): requests in flight
 finish, then the cache is closed.`,
@@ -70,7 +72,8 @@ finish, then the cache is closed.`,
 	o.cacheOptions.register(cmd.Flags(), "cache budget: disk the cache may use, e.g. 20GiB (default: the cache's last, or 20GiB)")
 	cmd.Flags().StringVar(&o.Addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	cmd.Flags().StringSliceVar(&o.CORSOrigin, "cors-origin", nil, `origins allowed to read from a browser: "*" or e.g. https://example.org (default: none, same origin only)`)
-	cmd.Flags().IntVar(&o.Queue, "queue", 0, "chunk generations that may wait for a worker before requests get 503 (default 4 × --workers)")
+	cmd.Flags().IntVar(&o.Queue, "queue", httpserve.DefaultQueue, "chunk keys that may wait for a worker before requests get 503")
+	cmd.Flags().DurationVar(&o.QueueWait, "queue-wait", httpserve.DefaultQueueWait, "longest a key waits for a worker before its requests get 503")
 	cmd.Flags().BoolVar(&o.NoViewer, "no-viewer", false, "serve a plain index page at / instead of the map viewer")
 	cmd.Flags().DurationVar(&o.Shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long requests in flight may take to finish")
 	return cmd
@@ -84,8 +87,11 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 	if _, err := o.budget(); err != nil {
 		return err
 	}
-	if o.Queue < 0 || o.Queue > 1<<20 {
-		return usageErrorf("--queue %d: want 0..%d", o.Queue, 1<<20)
+	if o.Queue < 1 || o.Queue > 1<<20 {
+		return usageErrorf("--queue %d: want 1..%d", o.Queue, 1<<20)
+	}
+	if o.QueueWait <= 0 {
+		return usageErrorf("--queue-wait %v: want a positive duration", o.QueueWait)
 	}
 	for _, c := range o.CORSOrigin {
 		if c != "*" && !strings.HasPrefix(c, "http://") && !strings.HasPrefix(c, "https://") {
@@ -117,7 +123,7 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 	access := httpserve.NewAsyncHandler(log.Handler(), 0)
 	defer access.Close()
 	h := httpserve.New(st, httpserve.Options{
-		CORSOrigins: o.CORSOrigin, Workers: o.Workers, Queue: o.Queue, Assets: o.Assets, Logger: log,
+		CORSOrigins: o.CORSOrigin, Workers: o.Workers, Queue: o.Queue, QueueWait: o.QueueWait, Assets: o.Assets, Logger: log,
 		AccessLog: slog.New(access),
 	})
 	ln, err := net.Listen("tcp", o.Addr)

@@ -10,8 +10,12 @@
 // path is a key of the tree or it is refused (ParseTarget), and no file is
 // ever opened by a name taken from a request. Generating a chunk is the
 // one expensive thing a request can cause, so at most Options.Workers run
-// at once, Options.Queue more may wait, and beyond that the answer is 503
-// with Retry-After; many requests for one chunk share one generation.
+// at once and the others wait their turn (back-pressure): 503 with
+// Retry-After only past Options.QueueWait or beyond Options.Queue waiting
+// keys, both sized for the hundreds of concurrent requests that readers
+// such as zarr-python send; many requests for one chunk share one
+// generation. A waiting request holds no buffer, so memory is bounded by
+// Workers, not by the queue.
 package httpserve
 
 import (
@@ -50,9 +54,11 @@ type Options struct {
 	// so only same-origin pages (the viewer) can read.
 	CORSOrigins []string
 	// Workers is how many chunk generations run at once (default
-	// GOMAXPROCS); Queue how many more may wait for one (default 4 ×
-	// Workers). A request that would generate beyond both gets 503.
+	// GOMAXPROCS); Queue how many more keys may wait for one (default
+	// DefaultQueue). A key that would wait beyond Queue, or longer than
+	// QueueWait (default DefaultQueueWait), gets 503 with Retry-After.
 	Workers, Queue int
+	QueueWait      time.Duration
 	// Assets is the viewer: "index.html" is served at "/", and any other
 	// file at its own path when no key of the store has that path. nil: a
 	// plain index page linking the year stores and the catalog.
@@ -137,7 +143,10 @@ func New(st Tree, opts Options) *Handler {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	if opts.Queue <= 0 {
-		opts.Queue = 4 * opts.Workers
+		opts.Queue = DefaultQueue
+	}
+	if opts.QueueWait <= 0 {
+		opts.QueueWait = DefaultQueueWait
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -489,12 +498,22 @@ func (h *Handler) head(w http.ResponseWriter, kind rangeKind, rg byteRange, size
 	return 0, size
 }
 
-// errBusy is a generation refused because the queue is full.
+// Admission defaults: a reader at async.concurrency 256 asking for 256
+// cold keys at once waits rather than being refused; a key that cannot
+// start within the wait is refused (503 + Retry-After) so that no request
+// hangs for ever behind a slow source.
+const (
+	DefaultQueue     = 4096
+	DefaultQueueWait = 60 * time.Second
+)
+
+// errBusy is a generation refused: the queue is full, or no worker came
+// free within QueueWait.
 var errBusy = errors.New("too many chunk generations waiting")
 
 // fetch returns the bytes of key through the store, admitted: one
 // admission per key however many requests ask for it at once, at most
-// Workers running and Queue waiting.
+// Workers running and Queue waiting, each at most QueueWait.
 func (h *Handler) fetch(ctx context.Context, key string) ([]byte, error) {
 	chunk := isChunk(key)
 	if chunk {
@@ -510,9 +529,19 @@ func (h *Handler) fetch(ctx context.Context, key string) ([]byte, error) {
 				return nil, errBusy
 			}
 			h.m.queued.Inc()
-			h.slots <- struct{}{}
+			t := time.NewTimer(h.opts.QueueWait)
+			var admitted bool
+			select {
+			case h.slots <- struct{}{}:
+				admitted = true
+			case <-t.C:
+			}
+			t.Stop()
 			h.queued.Add(-1)
 			h.m.queued.Dec()
+			if !admitted {
+				return nil, errBusy
+			}
 		}
 		defer func() { <-h.slots }()
 		start := time.Now()

@@ -437,6 +437,66 @@ func TestBusy(t *testing.T) {
 	}
 }
 
+// TestQueueWait: a key that waits longer than QueueWait for a worker gets
+// 503 with Retry-After (not a request that hangs); once a worker is free
+// the same key is served.
+func TestQueueWait(t *testing.T) {
+	key, want := shardKey(t)
+	st := openStore(t, true)
+	h := New(st, Options{Workers: 1, Queue: 10, QueueWait: 200 * time.Millisecond, Logger: testLogger(t, slog.LevelWarn)})
+	srv := serve(t, h)
+	h.slots <- struct{}{} // the one worker is busy
+	start := time.Now()
+	resp, _ := get(t, srv.URL+"/"+key, nil)
+	waited := time.Since(start)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || waited < 200*time.Millisecond {
+		t.Errorf("no worker for %v: %d, Retry-After %q; want 503 after 200ms", waited, resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	<-h.slots
+	if resp, got := get(t, srv.URL+"/"+key, nil); resp.StatusCode != 200 || !bytes.Equal(got, want) {
+		t.Errorf("with a worker free: %d, %d bytes", resp.StatusCode, len(got))
+	}
+}
+
+// TestBackPressure: with the defaults, one worker and every scales shard
+// of the tree asked for at once, cold, by 64 clients, no request is
+// refused: they wait their turn (the old default queue of 4 × workers
+// answered most of them 503).
+func TestBackPressure(t *testing.T) {
+	out := materializedTree(t)
+	var keys []string
+	for _, k := range treeFiles(t, out) {
+		if strings.Contains(k, "/c/") && !strings.Contains(k, "/band/") && !strings.Contains(k, "ing/") {
+			keys = append(keys, k)
+		}
+	}
+	st := openStore(t, true)
+	h := New(st, Options{Workers: 1, Logger: testLogger(t, slog.LevelWarn)})
+	srv := serve(t, h)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(keys))
+	sem := make(chan struct{}, 64)
+	for _, k := range keys {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			resp, got := get(t, srv.URL+"/"+k, nil)
+			wantB, err := os.ReadFile(filepath.Join(out, k))
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, wantB) {
+				errs <- fmt.Errorf("%s: %d, %d bytes (%v)", k, resp.StatusCode, len(got), err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if b := h.Stats().Busy; b != 0 || len(keys) < 64 {
+		t.Errorf("%d of %d keys refused as busy; want 0 of at least 64", b, len(keys))
+	}
+}
+
 func TestOperations(t *testing.T) {
 	st := openStore(t, true)
 	key, _ := shardKey(t)

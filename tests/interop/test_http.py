@@ -27,10 +27,9 @@ import checks
 from test_zarrita import JS_DIR, _flat, _node
 
 
-@pytest.fixture(scope="session")
-def served(tiles_root, tmp_path_factory, year):
-    """Base URL of a running `tesserafs serve`; stopped (SIGTERM) at the end,
-    which must exit 0 with its summary."""
+def _serve(tiles_root, work, *extra):
+    """Starts `tesserafs serve` on tiles_root with a fresh cache in work;
+    returns (process, base URL, log file)."""
     binary = os.environ.get("TESSERAFS_BIN")
     if not binary:
         msg = "HTTP SERVE INTEROP NOT RUN: set TESSERAFS_BIN to bin/tesserafs"
@@ -38,10 +37,9 @@ def served(tiles_root, tmp_path_factory, year):
         if os.environ.get("TESSERAFS_REQUIRE_SERVE") == "1":
             pytest.fail(msg)
         pytest.skip(msg)
-    work = tmp_path_factory.mktemp("serve")
     log = open(work / "serve.log", "w")
     proc = subprocess.Popen([binary, "serve", "--tiles", str(tiles_root), "--cache", str(work / "cache"),
-                             "--cache-size", "1GiB", "--addr", "127.0.0.1:0", "--cors-origin", "*"],
+                             "--cache-size", "1GiB", "--addr", "127.0.0.1:0", *extra],
                             stdout=subprocess.PIPE, stderr=log, text=True)
     first = proc.stdout.readline()
     m = re.search(r"serving (http://127\.0\.0\.1:\d+)/", first)
@@ -49,7 +47,15 @@ def served(tiles_root, tmp_path_factory, year):
         proc.kill()
         proc.wait()
         pytest.fail(f"tesserafs serve did not start: {first!r}; log {(work / 'serve.log').read_text()[-2000:]}")
-    base = m.group(1)
+    return proc, m.group(1), log
+
+
+@pytest.fixture(scope="session")
+def served(tiles_root, tmp_path_factory, year):
+    """Base URL of a running `tesserafs serve`; stopped (SIGTERM) at the end,
+    which must exit 0 with its summary."""
+    work = tmp_path_factory.mktemp("serve")
+    proc, base, log = _serve(tiles_root, work, "--cors-origin", "*")
     yield base
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
@@ -62,6 +68,35 @@ def served(tiles_root, tmp_path_factory, year):
 @pytest.fixture(scope="session")
 def store_url(served, year):
     return f"{served}/{year}.zarr"
+
+
+@pytest.mark.parametrize("concurrency", [64, 256])
+def test_zarr_python_concurrency(tiles_root, tmp_path, year, manifest, expected, concurrency):
+    """zarr-python at a high async.concurrency reads every scales and rgb
+    shard of the largest zone from a fresh, cold `tesserafs serve` (default
+    admission) with no error: requests for cold chunks wait their turn for
+    a worker instead of being refused with 503, which fsspec does not
+    retry. Values equal the oracle."""
+    zarr = pytest.importorskip("zarr")
+    zone = max(manifest.zones.values(), key=lambda z: z.H * z.W)
+    proc, base, log = _serve(tiles_root, tmp_path)
+    try:
+        with zarr.config.set({"async.concurrency": concurrency}):
+            g = zarr.open_group(f"{base}/{year}.zarr", mode="r", use_consolidated=True)
+            s = g[f"{zone.name}/scales"][...]
+            rgb = g[f"{zone.name}/rgb"][...]
+        want_e, want_s = expected.full(zone)
+        checks.assert_equal(s, want_s, zone, 0, 0, "scales", reader=f"zarr-python http, concurrency {concurrency}")
+        fin = np.isfinite(want_s)
+        assert ((rgb[..., 3] == 255) == fin).all(), f"rgb alpha differs from the oracle's finite scales (concurrency {concurrency})"
+        metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
+        busy = [l for l in metrics.splitlines() if l.startswith("tesserafs_http_busy_total")]
+        assert busy and float(busy[0].split()[-1]) == 0, f"requests refused as busy: {busy}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        log.close()
+    assert proc.returncode == 0, f"tesserafs serve exited {proc.returncode}: {(tmp_path / 'serve.log').read_text()[-2000:]}"
 
 
 def test_healthz_and_metrics(served):
