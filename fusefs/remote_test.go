@@ -6,16 +6,20 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tesserafs/tesserafs/fusefs"
 	"github.com/tesserafs/tesserafs/index"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/source"
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/testservers"
@@ -164,4 +168,71 @@ func mountWithLogger(t *testing.T, st *store.Store, log *slog.Logger) string {
 	}
 	t.Cleanup(func() { unmount(t, srv, mp) })
 	return mp
+}
+
+// TestLazyMountRecovers is the long-running mount's outage: a mount whose
+// tiles are checked on first use (as `tesserafs mount` runs) over HTTP
+// tiles, one tile's files answering 503. A shard that needs the tile is
+// EIO, and while the source is marked down a second read is EIO at once
+// (no retry schedule); once the server answers again and DownFor has
+// passed, the same shard is served with the bytes of a local materialize:
+// the outage was not remembered as a bad tile.
+func TestLazyMountRecovers(t *testing.T) {
+	requireFUSE(t)
+	ctx := context.Background()
+	tiles := testTiles(t)
+	out := t.TempDir()
+	if _, err := materializer.Run(ctx, openStore(t, tiles, store.Options{Workers: 2}, 30), out, materializer.Options{Workers: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var broken atomic.Bool
+	var badPrefix atomic.Value // URL path prefix of the bad tile's directory
+	badPrefix.Store("\x00")
+	p := &testservers.FaultProxy{Upstream: testservers.Nginx(t, tiles), Plan: func(_ int64, r *http.Request) testservers.Fault {
+		if broken.Load() && strings.HasPrefix(r.URL.Path, badPrefix.Load().(string)) {
+			return testservers.Status503
+		}
+		return testservers.Pass
+	}}
+	logs := &logLines{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	const downFor = 500 * time.Millisecond
+	src, err := source.OpenWith(ctx, testservers.StartFaultProxy(t, p), source.Options{Backoff: 2e6, MaxBackoff: 2e7, DownFor: downFor, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := index.DiscoverSource(ctx, src, index.Options{Lazy: true, Zones: []int{30}, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := cat.Years[0].Zones[0]
+	pl := z.Placements[0]
+	u, err := url.Parse(pl.Tile.EmbeddingsPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	badPrefix.Store(path.Dir(u.Path) + "/")
+	broken.Store(true)
+	st, err := store.New(cat, store.Options{Workers: 2, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := mountWithLogger(t, st, log)
+	rel := keyspace.ZoneShard(cat.Years[0].Year, z.Zone, keyspace.Embeddings, max(pl.Row, 0)/keyspace.ShardSize, max(pl.Col, 0)/keyspace.ShardSize)
+
+	if _, err := os.ReadFile(filepath.Join(mp, rel)); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("%s with its tile's server failing: %v, want EIO", rel, err)
+	}
+	start := time.Now()
+	if _, err := os.ReadFile(filepath.Join(mp, rel)); !errors.Is(err, syscall.EIO) || time.Since(start) > downFor/2 {
+		t.Errorf("%s again while the source is down: %v after %v, want EIO at once", rel, err, time.Since(start))
+	}
+	broken.Store(false)
+	time.Sleep(downFor + 100*time.Millisecond)
+	got, err := os.ReadFile(filepath.Join(mp, rel))
+	want, _ := os.ReadFile(filepath.Join(out, rel))
+	if err != nil || !bytes.Equal(got, want) || len(want) == 0 {
+		t.Fatalf("%s after the server is back: %d bytes, %v; want the %d bytes of a local materialize", rel, len(got), err, len(want))
+	}
+	t.Logf("%s: EIO while %s answered 503, EIO at once while marked down, identical once back", rel, badPrefix.Load())
 }

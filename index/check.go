@@ -43,11 +43,29 @@ type tileCheck struct {
 // errPassed is the check state of a tile that passed.
 var errPassed = errors.New("tile passed its check")
 
+// ErrUnavailable is wrapped by a Source's errors that a later attempt may
+// not have: the server is down, answers 5xx, times out or drops the
+// connection, after the Source's own retries. A tile that failed so is
+// not bad: its check is not remembered, and front ends answer "try again"
+// (EIO now, 503 with Retry-After) rather than a permanent error.
+var ErrUnavailable = errors.New("tile source unavailable")
+
 // TileError is the error of a tile that failed its check: every chunk the
-// tile touches fails with it, naming the file and the reason.
+// tile touches fails with it, naming the file and the reason. A
+// Transient one (the source was unavailable) matches ErrUnavailable and
+// is not remembered; any other is, for the catalogue's life.
 type TileError struct {
 	Coord TileCoord
 	Problem
+	Transient bool
+}
+
+// Unwrap is ErrUnavailable for a transient failure.
+func (e *TileError) Unwrap() error {
+	if e.Transient {
+		return ErrUnavailable
+	}
+	return nil
 }
 
 func (e *TileError) Error() string {
@@ -76,8 +94,9 @@ func (e *TileReadError) Unwrap() error { return e.Err }
 // Check makes sure the tile is usable, checking it on first use when
 // discovery was Lazy (at most once per tile: the outcome is remembered for
 // the catalogue's life, and a failure is logged once). It returns a
-// *TileError for a bad tile. Only a cancelled ctx leaves the tile
-// unchecked, for the next caller. After Check returns nil, Inputs and
+// *TileError for a bad tile. A cancelled ctx, or a source that was
+// unavailable (a Transient TileError), leaves the tile unchecked, for the
+// next caller. After Check returns nil, Inputs and
 // ScalesBands are valid.
 func (t *Tile) Check(ctx context.Context) error {
 	k := t.check
@@ -97,9 +116,12 @@ func (t *Tile) Check(ctx context.Context) error {
 		want.embHash, want.scalesHash, lmHash = h[0], h[1], h[2]
 	}
 	c := t.files
-	p, warn := c.validate(ctx, t, want, lmHash)
+	p, warn, transient := c.validate(ctx, t, want, lmHash)
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if p != nil && transient {
+		return &TileError{Coord: t.Coord, Problem: *p, Transient: true}
 	}
 	if warn != nil {
 		c.log.Warn("tile warning", "year", t.Year, "path", warn.Path, "reason", warn.Reason)
@@ -210,7 +232,7 @@ func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, wor
 					want = s.expect[i]
 				}
 				hadMask := t.hasMask
-				p, warn := c.validate(ctx, t, want, lms.hash[t.Coord])
+				p, warn, _ := c.validate(ctx, t, want, lms.hash[t.Coord])
 				if p != nil {
 					*t = Tile{}
 				} else if warn == nil && !hadMask && lms.ok {
@@ -240,10 +262,11 @@ func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, wor
 // is a landmask that cannot be used. A tile checked at discovery then has
 // no Landmask; a lazily checked one keeps the name, and its reader warns
 // and treats it as all land, as for any unreadable mask.
-func (c *checker) validate(ctx context.Context, t *Tile, want expected, lmHash string) (problem, warn *Problem) {
+func (c *checker) validate(ctx context.Context, t *Tile, want expected, lmHash string) (problem, warn *Problem, transient bool) {
 	embName, scName := t.EmbeddingsPath(), t.ScalesPath()
-	embStamp, _, embBad := c.checkNpy(ctx, embName, t.Footprint, embeddingsShape, want.embSize)
-	scStamp, bands, scBad := c.checkNpy(ctx, scName, t.Footprint, scalesShape, want.scalesSize)
+	embStamp, _, embBad, embErr := c.checkNpy(ctx, embName, t.Footprint, embeddingsShape, want.embSize)
+	scStamp, bands, scBad, scErr := c.checkNpy(ctx, scName, t.Footprint, scalesShape, want.scalesSize)
+	transient = errors.Is(embErr, ErrUnavailable) || errors.Is(scErr, ErrUnavailable)
 	embStamp.SHA256, scStamp.SHA256 = want.embHash, want.scalesHash
 	if embBad != "" || scBad != "" {
 		p := &Problem{embName, embBad}
@@ -255,7 +278,7 @@ func (c *checker) validate(ctx context.Context, t *Tile, want expected, lmHash s
 			}
 			p.Reason += "; also " + scBad
 		}
-		return p, nil
+		return p, nil, transient
 	}
 	inputs := make([]FileStamp, 2, 3)
 	inputs[0], inputs[1] = embStamp, scStamp
@@ -273,7 +296,7 @@ func (c *checker) validate(ctx context.Context, t *Tile, want expected, lmHash s
 	}
 	t.ScalesBands = bands
 	t.Inputs = inputs
-	return nil, warn
+	return nil, warn, false
 }
 
 // baseName is the last element of a path or URL.
@@ -297,37 +320,38 @@ func (c *checker) stat(ctx context.Context, name string) (FileStamp, error) {
 
 // checkNpy opens one .npy (which checks its header and length), and checks
 // its shape against the grid and its size against the registry's (when
-// known). It returns the file's stamp, or a reason.
-func (c *checker) checkNpy(ctx context.Context, name string, fp Footprint, check shapeCheck, wantSize int64) (FileStamp, int, string) {
+// known). It returns the file's stamp, or a reason and, when the file
+// could not be read, the error.
+func (c *checker) checkNpy(ctx context.Context, name string, fp Footprint, check shapeCheck, wantSize int64) (FileStamp, int, string, error) {
 	var st FileStamp
 	var h npy.Header
 	if _, ok := c.src.(DirSource); ok {
 		// The cheap way on a local disk: four system calls.
 		info, err := npy.Stat(name)
 		if err != nil {
-			return FileStamp{}, 0, openReason(name, err)
+			return FileStamp{}, 0, openReason(name, err), err
 		}
 		st, h = FileStamp{Path: name, Size: info.Size, ModTime: info.ModTime}, info.Header
 	} else {
 		f, err := c.src.Open(ctx, name)
 		if err != nil {
-			return FileStamp{}, 0, openReason(name, err)
+			return FileStamp{}, 0, openReason(name, err), err
 		}
 		st = f.Stamp()
 		h, err = npy.CheckAt(f, st.Size, name)
 		f.Close()
 		if err != nil {
-			return FileStamp{}, 0, openReason(name, err)
+			return FileStamp{}, 0, openReason(name, err), err
 		}
 	}
 	bands, reason := check(h, fp)
 	if reason != "" {
-		return FileStamp{}, 0, reason
+		return FileStamp{}, 0, reason, nil
 	}
 	if wantSize > 0 && st.Size != wantSize {
-		return FileStamp{}, 0, fmt.Sprintf("size %d bytes, but %s says %d", st.Size, RegistryName, wantSize)
+		return FileStamp{}, 0, fmt.Sprintf("size %d bytes, but %s says %d", st.Size, RegistryName, wantSize), nil
 	}
-	return st, bands, ""
+	return st, bands, "", nil
 }
 
 // isNotExist is errors.Is(err, fs.ErrNotExist).

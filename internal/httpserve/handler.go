@@ -72,8 +72,10 @@ type Options struct {
 	AccessLog *slog.Logger
 	// Registry receives the metrics served at /metrics. nil: a new one.
 	Registry *prometheus.Registry
-	// RetryAfter is the Retry-After of a 503, in seconds (default 1).
-	RetryAfter int
+	// RetryAfter is the Retry-After of a 503 for a full queue, in seconds
+	// (default 1); SourceRetryAfter that of a 503 for a tile source that
+	// is unavailable (default 5, the source's DownFor).
+	RetryAfter, SourceRetryAfter int
 }
 
 // Stats count what a Handler answered, for the summary on exit.
@@ -156,6 +158,9 @@ func New(st Tree, opts Options) *Handler {
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 1
+	}
+	if opts.SourceRetryAfter <= 0 {
+		opts.SourceRetryAfter = 5
 	}
 	reg := opts.Registry
 	if reg == nil {
@@ -582,6 +587,14 @@ func (h *Handler) fail(w http.ResponseWriter, key string, err error) {
 		http.Error(w, "not found", http.StatusNotFound)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client is gone; nothing useful can be sent.
+	case errors.Is(err, index.ErrUnavailable):
+		// The tile source is down or failing: transient. Readers that
+		// retry 503 (tensorstore, zarrita, browsers) come back.
+		h.log.Warn("serving a key: tile source unavailable", "key", key, "err", err)
+		w.Header().Del("ETag")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", strconv.Itoa(h.opts.SourceRetryAfter))
+		http.Error(w, key+": tile source unavailable, retry later", http.StatusServiceUnavailable)
 	case errors.As(err, &te):
 		// A tile the key needs is unusable: say which and why (the
 		// reason, not the server's path of the file).

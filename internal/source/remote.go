@@ -61,8 +61,9 @@ type Remote struct {
 
 	requests, retries, fetched, hits, misses, failures atomic.Int64
 
-	mu      sync.Mutex          // guards the block cache below, and warned
-	warned  map[string]struct{} // URLs whose failure was logged
+	mu      sync.Mutex                  // guards the block cache below, warned and down
+	warned  map[string]struct{}         // URLs whose failure was logged
+	down    *lru.LRU[string, downEntry] // URLs that failed transiently, recently
 	cached  *lru.LRU[blockKey, *block]
 	pending map[blockKey]*block // blocks being fetched
 }
@@ -85,7 +86,8 @@ type block struct {
 
 func newRemote(be backend, opts Options) *Remote {
 	return &Remote{be: be, opts: opts, sem: make(chan struct{}, opts.Parallel),
-		cached: lru.New[blockKey, *block](), pending: map[blockKey]*block{}, warned: map[string]struct{}{}}
+		cached: lru.New[blockKey, *block](), pending: map[blockKey]*block{}, warned: map[string]struct{}{},
+		down: lru.New[string, downEntry]()}
 }
 
 func (r *Remote) String() string         { return r.be.root() }
@@ -366,6 +368,9 @@ func (r *Remote) fetch(ctx context.Context, f *file, off, n int64) ([]byte, erro
 			return nil, nil
 		}
 	}
+	if err := r.stillDown(name); err != nil {
+		return nil, err
+	}
 	var last error
 	for attempt := 0; attempt < r.opts.Attempts; attempt++ {
 		if attempt > 0 {
@@ -399,12 +404,53 @@ func (r *Remote) fetch(ctx context.Context, f *file, off, n int64) ([]byte, erro
 	if errors.Is(last, fs.ErrNotExist) {
 		return nil, err // not logged here: the caller says what was missing
 	}
+	var re *retryError
+	if errors.As(last, &re) {
+		// Transient: the file fails fast for DownFor, then is tried again.
+		err = fmt.Errorf("%w: %w", index.ErrUnavailable, err)
+		r.markDown(name, err)
+	}
 	if r.firstFailure(name) {
 		r.opts.Logger.Warn("remote read failed", "url", name, "offset", off, "bytes", n, "error", last)
 	} else {
 		r.opts.Logger.Debug("remote read failed again", "url", name, "offset", off, "bytes", n, "error", last)
 	}
 	return nil, &ReportedError{err: err}
+}
+
+// downEntry is a file that failed transiently: reads fail with err until
+// until.
+type downEntry struct {
+	until time.Time
+	err   error
+}
+
+// maxDown bounds the files remembered as down.
+const maxDown = 4096
+
+func (r *Remote) markDown(name string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.down.Add(name, downEntry{until: time.Now().Add(r.opts.DownFor), err: err}, 1)
+	r.down.Trim(maxDown, 0, nil, nil)
+}
+
+// stillDown returns the error of a file that failed transiently less than
+// DownFor ago (a reported *ReportedError wrapping index.ErrUnavailable),
+// or nil: then the caller tries the server.
+func (r *Remote) stillDown(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.down.Peek(name)
+	if !ok {
+		return nil
+	}
+	if left := time.Until(d.until); left > 0 {
+		r.failures.Add(1)
+		return &ReportedError{err: fmt.Errorf("%w (not tried again for %s)", d.err, left.Round(time.Millisecond))}
+	}
+	r.down.Remove(name)
+	return nil
 }
 
 // maxWarned bounds the URLs remembered as already reported; beyond it

@@ -276,3 +276,55 @@ func TestRemoteReplacedFile(t *testing.T) {
 		t.Errorf("%d bytes cached, want the new file's %d", st.CacheBytes, size)
 	}
 }
+
+// TestRemoteOutageIsTransient: a file whose every request fails (503, or
+// the server unreachable) fails after the retries with an error matching
+// index.ErrUnavailable; while DownFor lasts, reads of it fail at once,
+// without a request; once the server is back and DownFor has passed, the
+// same read returns the file's bytes. A missing file (404) is not
+// transient.
+func TestRemoteOutageIsTransient(t *testing.T) {
+	ctx := context.Background()
+	root := testtiles.Root(t, "test")
+	rel := someFiles(t, root)[0]
+	var down sync.Map // path → fault
+	p := &testservers.FaultProxy{Upstream: testservers.Nginx(t, root), Plan: func(_ int64, r *http.Request) testservers.Fault {
+		if f, ok := down.Load(r.URL.Path); ok {
+			return f.(testservers.Fault)
+		}
+		return testservers.Pass
+	}}
+	opts := testOpts()
+	opts.DownFor = 300 * time.Millisecond
+	src, err := OpenWith(ctx, testservers.StartFaultProxy(t, p), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := src.Path(filepath.ToSlash(rel))
+	urlPath := "/" + filepath.ToSlash(rel)
+	for _, fault := range []testservers.Fault{testservers.Status503, testservers.Drop} {
+		t.Run(fault.String(), func(t *testing.T) {
+			time.Sleep(opts.DownFor) // the previous case's entry expires
+			down.Store(urlPath, fault)
+			if _, err := src.Open(ctx, name); !errors.Is(err, index.ErrUnavailable) {
+				t.Fatalf("with %s: %v, want an error matching ErrUnavailable", fault, err)
+			}
+			before := p.Requests()
+			start := time.Now()
+			_, err := src.Open(ctx, name)
+			if !errors.Is(err, index.ErrUnavailable) || p.Requests() != before || time.Since(start) > 50*time.Millisecond {
+				t.Errorf("second read while down: %v after %v, %d requests; want ErrUnavailable at once, none", err, time.Since(start), p.Requests()-before)
+			}
+			down.Delete(urlPath)
+			time.Sleep(opts.DownFor + 50*time.Millisecond)
+			if err := readAll(ctx, src, root, rel, rand.New(rand.NewPCG(1, 2)), false); err != nil {
+				t.Errorf("after the server is back: %v", err)
+			}
+		})
+	}
+	down.Store(urlPath, testservers.Status404)
+	time.Sleep(opts.DownFor)
+	if _, err := src.Open(ctx, name); err == nil || errors.Is(err, index.ErrUnavailable) {
+		t.Errorf("a missing file: %v, want an error that is not ErrUnavailable", err)
+	}
+}

@@ -35,8 +35,19 @@ type Options struct {
 	// response's headers, IdleTimeout a body read making no progress;
 	// defaults 10 s, 30 s, 30 s.
 	ConnectTimeout, HeaderTimeout, IdleTimeout time.Duration
-	Logger                                     *slog.Logger
+	// DownFor is how long a file whose read failed transiently after its
+	// retries (server down, 5xx, timeouts) fails fast, without a request,
+	// before the next read tries the server again; default
+	// DefaultDownFor.
+	DownFor time.Duration
+	Logger  *slog.Logger
 }
+
+// DefaultDownFor is the default Options.DownFor: short, so that a source
+// back from an outage is used again within seconds, and long enough that
+// readers of a down source fail at once instead of each waiting through
+// the retry schedule.
+const DefaultDownFor = 5 * time.Second
 
 // DefaultCacheBytes is the default block cache size.
 const DefaultCacheBytes = 512 << 20
@@ -67,6 +78,7 @@ func (o *Options) defaults() {
 	def(&o.ConnectTimeout, 10*time.Second)
 	def(&o.HeaderTimeout, 30*time.Second)
 	def(&o.IdleTimeout, 30*time.Second)
+	def(&o.DownFor, DefaultDownFor)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}

@@ -30,6 +30,14 @@ func (s *Store) cached(key string, r resolved) (fp []byte, ok bool) {
 		s.fps.put(key, nil)
 		return nil, false
 	}
+	for _, f := range in {
+		if f.Size < 0 {
+			// A tile that failed its check (generate.TileInputs): no
+			// fingerprint, and none remembered, since a source that was
+			// unavailable may be back at the next read.
+			return nil, false
+		}
+	}
 	fp = fingerprint(key, in)
 	s.fps.put(key, fp)
 	return fp, true
@@ -38,9 +46,10 @@ func (s *Store) cached(key string, r resolved) (fp []byte, ok bool) {
 // fpMemo remembers the fingerprints of chunks, which are asked for on
 // every read of a cached chunk (hashing the inputs of every tile the chunk
 // touches, and checking them). A fingerprint is fixed for the store's
-// lifetime: the inputs are the catalogue's, and a tile's check, done
-// without a context, ends in a result that never changes. Bounded: when
-// full, an arbitrary entry goes.
+// lifetime: the inputs are the catalogue's, and only a tile that passed
+// its check gives them (one that failed, perhaps transiently, gives no
+// fingerprint and none is remembered). Bounded: when full, an arbitrary
+// entry goes.
 type fpMemo struct {
 	mu sync.Mutex
 	m  map[string][]byte // key → fingerprint; nil: not cached
