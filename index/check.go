@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -38,6 +39,28 @@ type tileCheck struct {
 
 	mu  sync.Mutex
 	err error // guarded by mu: nil unchecked, errPassed, or the *TileError
+}
+
+// Identity writes what discovery knew of the tile: its year and
+// coordinates and, for a tile discovery checked, its files' stamps; for a
+// tile of a Lazy discovery, the registry's sizes and sha256s when there is
+// a registry. It does not change when a Lazy tile is checked later, so a
+// fingerprint made of it is stable for a catalogue's life; a tile replaced
+// under the same name, size and hash is caught by the check at first use
+// and by every open (OpenStamp), not by the identity.
+func (t *Tile) Identity(w io.Writer) {
+	fmt.Fprintf(w, "tile %d %s\n", t.Year, t.Coord)
+	if k := t.check; k != nil {
+		fmt.Fprintf(w, " registry %d %d", k.embSize, k.scalesSize)
+		if h := k.hashes; h != nil {
+			fmt.Fprintf(w, " %s %s %s", h[0], h[1], h[2])
+		}
+		fmt.Fprintln(w)
+		return
+	}
+	for _, in := range t.Inputs {
+		fmt.Fprintf(w, " %s %d %d %q %s\n", in.Path, in.Size, in.ModTime.UnixNano(), in.ETag, in.SHA256)
+	}
 }
 
 // errPassed is the check state of a tile that passed.

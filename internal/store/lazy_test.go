@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -195,4 +196,47 @@ func TestMetadataNeedsNoTileBytes(t *testing.T) {
 		t.Errorf("%s: error %q names no removed file", key, err)
 	}
 	t.Logf("%d zarr.json identical without the tiles' .npy files; %s: %v", len(metaKeys), key, err)
+}
+
+// TestLazyFingerprint: the fingerprint of a store over a Lazy discovery
+// (serve's ETags are made from it) covers its tiles although none was
+// checked: it differs when a tile is removed, is the same for the same
+// tiles, and does not change when the tiles get checked by reads.
+func TestLazyFingerprint(t *testing.T) {
+	ctx := context.Background()
+	root := testtiles.Copy(t, testTiles(t))
+	open := func(registry string) *store.Store {
+		cat, err := index.Discover(ctx, root, index.Options{Lazy: true, Logger: quiet, Registry: registry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.New(cat, store.Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for _, registry := range []string{"", "none"} {
+		a, b := open(registry), open(registry)
+		if a.Fingerprint() != b.Fingerprint() {
+			t.Fatalf("registry %q: two stores of the same tiles differ", registry)
+		}
+		fp := a.Fingerprint()
+		z := a.Catalogue().Year(year).Zones[0]
+		sh := z.Shards(generate.ShardSize)[0]
+		if _, err := a.Get(ctx, fmt.Sprintf("%d.zarr/utm%02d/embeddings/c/%d/%d/0", year, z.Zone, sh.Row, sh.Col)); err != nil {
+			t.Fatal(err)
+		}
+		if a.Fingerprint() != fp {
+			t.Errorf("registry %q: the fingerprint changed when tiles were checked", registry)
+		}
+	}
+	withAll := open("none").Fingerprint()
+	tl := open("none").Catalogue().Year(year).Zones[0].Placements[0].Tile
+	if err := os.RemoveAll(filepath.Dir(tl.EmbeddingsPath())); err != nil {
+		t.Fatal(err)
+	}
+	if open("none").Fingerprint() == withAll {
+		t.Error("removing a tile left the fingerprint of a listed lazy store unchanged")
+	}
 }

@@ -29,7 +29,7 @@ import (
 
 // FormatVersion changes whenever the bytes generated for the same inputs
 // change, so cached chunks of an older tesserafs are never served.
-const FormatVersion = "tesserafs-store-2"
+const FormatVersion = "tesserafs-store-3" // 3: the rgb stretch from at most 32 sample shards (docs/format.md §4)
 
 // ErrNotFound is returned for a key that does not exist. It matches
 // fs.ErrNotExist under errors.Is, and says NotFound() — how front ends
@@ -116,6 +116,8 @@ type Store struct {
 	generated, hits, bytes atomic.Int64
 	generating, peak       atomic.Int64 // generations running now, and at most
 	probed                 atomic.Int64 // shards whose existence was decided
+	fpOnce                 sync.Once
+	fp                     string // Fingerprint
 
 	probes    sync.Pool           // *generate.Worker from NewProbeFor (occupancy.go)
 	der       *derivedEngine      // derived chunks (derived.go)
@@ -519,25 +521,27 @@ func consolidated(ctx context.Context, d *dirNode) (*zarr.ConsolidatedMetadata, 
 	return c, nil
 }
 
-// Fingerprint identifies everything the store's bytes depend on: the
-// format version, the build attributes, and the path, size and
-// modification time of every input of every tile. Two stores with the same
-// fingerprint serve the same bytes.
+// Fingerprint identifies everything the store's bytes depend on, as
+// discovery knew it: the format version, the build attributes, and every
+// tile's identity (index.Tile.Identity: its coordinates and the stamps or
+// registry sizes and hashes of its files). Two stores with the same
+// fingerprint serve the same bytes. Computed once.
 func (s *Store) Fingerprint() string {
-	h := sha256.New()
-	b, _ := json.Marshal(s.opts.Build)
-	fmt.Fprintf(h, "%s\n%s\n", FormatVersion, b)
-	for _, y := range s.cat.Years {
-		for _, z := range y.Zones {
-			fmt.Fprintf(h, "year %d zone %d\n", y.Year, z.Zone)
-			for _, p := range z.Placements {
-				for _, in := range p.Tile.Inputs {
-					fmt.Fprintf(h, "%s %d %d %q %s\n", in.Path, in.Size, in.ModTime.UnixNano(), in.ETag, in.SHA256)
+	s.fpOnce.Do(func() {
+		h := sha256.New()
+		b, _ := json.Marshal(s.opts.Build)
+		fmt.Fprintf(h, "%s\n%s\n", FormatVersion, b)
+		for _, y := range s.cat.Years {
+			for _, z := range y.Zones {
+				fmt.Fprintf(h, "year %d zone %d\n", y.Year, z.Zone)
+				for _, p := range z.Placements {
+					p.Tile.Identity(h)
 				}
 			}
 		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
+		s.fp = hex.EncodeToString(h.Sum(nil))
+	})
+	return s.fp
 }
 
 // ChunkInputs is the number of source files a chunk is computed from (the
