@@ -45,6 +45,17 @@ type Tree interface {
 	ModTime() time.Time
 }
 
+// Generationer is a Tree whose contents can be replaced while it is
+// mounted (a store that follows its tiles): Generation changes with every
+// replacement. A file opened in one generation is read in that one: once
+// the generation changed, a read that would need the tree again fails
+// with ESTALE (the reader opens the file again), so no reader gets bytes
+// and a size from different generations. Server.Invalidate tells the
+// kernel to drop what it cached.
+type Generationer interface {
+	Generation() uint64
+}
+
 // IsNotFound reports whether err says that a key does not exist: some
 // error in its chain has a method NotFound() bool that returns true. An
 // error that merely wraps fs.ErrNotExist does not count: a tile file gone
@@ -65,7 +76,8 @@ type Pinner interface {
 // fsys is what every node of one mount shares.
 type fsys struct {
 	st       Tree
-	pin      Pinner // st, if it is one, else nil
+	pin      Pinner       // st, if it is one, else nil
+	gens     Generationer // st, if it is one, else nil
 	log      *slog.Logger
 	mtime    time.Time
 	uid, gid uint32
@@ -134,12 +146,30 @@ func (f *fsys) fillAttr(a *fuse.Attr, key string, isDir bool, size int64) {
 	a.SetTimes(&f.mtime, &f.mtime, &f.mtime)
 }
 
-// newNode makes the node of a key the store knows.
+// generation is the tree's generation (0 for a tree that never changes).
+func (f *fsys) generation() uint64 {
+	if f.gens == nil {
+		return 0
+	}
+	return f.gens.Generation()
+}
+
+// newNode makes the node of a key the store knows. go-fuse keeps one
+// Inode per inode number: a file looked up again (after the tree changed)
+// gets its existing node, whose size and generation are brought up to
+// date.
 func (f *fsys) newNode(ctx context.Context, parent *gofs.Inode, key string, info fs.FileInfo) *gofs.Inode {
 	if info.IsDir() {
 		return parent.NewInode(ctx, &dirNode{fsys: f, key: key}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(key)})
 	}
-	return parent.NewInode(ctx, &fileNode{fsys: f, key: key, size: info.Size()}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(key)})
+	gen := f.generation()
+	in := parent.NewInode(ctx, &fileNode{fsys: f, key: key, size: info.Size(), gen: gen}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(key)})
+	if n, ok := in.Operations().(*fileNode); ok {
+		n.mu.Lock()
+		n.size, n.gen = info.Size(), gen
+		n.mu.Unlock()
+	}
+	return in
 }
 
 // dirNode is a directory of the store: a group, an array, a chunk-grid
@@ -200,13 +230,22 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 	return 0
 }
 
-// fileNode is a file of the store; its size was fixed at lookup.
+// fileNode is a file of the store; its size was fixed at its latest
+// lookup, in the tree's generation gen.
 type fileNode struct {
 	gofs.Inode
 	readOnly
 	*fsys
 	key  string
+	mu   sync.Mutex // guards size and gen
 	size int64
+	gen  uint64
+}
+
+func (n *fileNode) state() (size int64, gen uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.size, n.gen
 }
 
 var (
@@ -224,7 +263,8 @@ func (n *fileNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno 
 }
 
 func (n *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fillAttr(&out.Attr, n.key, false, n.size)
+	size, _ := n.state()
+	n.fillAttr(&out.Attr, n.key, false, size)
 	return 0
 }
 
@@ -236,7 +276,11 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	return &handle{node: n}, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
+	size, gen := n.state()
+	if gen != n.generation() {
+		return nil, 0, syscall.ESTALE // looked up in an older tree: look up again
+	}
+	return &handle{node: n, size: size, gen: gen}, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
 }
 
 // Read returns the bytes at off, clipped at the end of the file. A chunk
@@ -246,25 +290,30 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 // each, not the whole shard. Anything else is fetched whole, once per open
 // handle.
 func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if off >= n.size {
+	h, ok := fh.(*handle)
+	if !ok { // no handle (should not happen): one of our own
+		size, gen := n.state()
+		h = &handle{node: n, size: size, gen: gen}
+	}
+	if off >= h.size {
 		return fuse.ReadResultData(nil), 0
 	}
-	want := int(min(int64(len(dest)), n.size-off))
-	if n.pin == nil {
+	want := int(min(int64(len(dest)), h.size-off))
+	if h.cached() {
+		// fetched whole before: the bytes of the handle's generation
+	} else if h.gen != n.generation() {
+		return nil, syscall.ESTALE
+	} else if n.pin == nil {
 		// fall through to the whole file
 	} else if slices, release, ok := n.pin.PinCached(n.key, off, want); ok {
 		r := &pinned{slices: slices, release: release}
 		if r.Size() != want {
 			// The size was fixed at lookup; the cached bytes must match it.
 			r.Done()
-			n.log.Error("fusefs: cached chunk shorter than its size at lookup", "key", n.key, "size", n.size, "off", off, "got", r.Size())
+			n.log.Error("fusefs: cached chunk shorter than its size at lookup", "key", n.key, "size", h.size, "off", off, "got", r.Size())
 			return nil, syscall.EIO
 		}
 		return r, 0
-	}
-	h, ok := fh.(*handle)
-	if !ok { // no handle (should not happen): one of our own
-		h = &handle{node: n}
 	}
 	data, errno := h.bytes(ctx)
 	if errno != 0 {
@@ -309,11 +358,21 @@ func (p *pinned) Size() int {
 
 func (p *pinned) Done() { p.release() }
 
-// handle is one open file: its bytes, fetched once on the first read.
+// handle is one open file: its size and the tree's generation when it was
+// opened, and its bytes, fetched once on the first read.
 type handle struct {
 	node *fileNode
+	size int64
+	gen  uint64
 	mu   sync.Mutex // guards data
 	data []byte
+}
+
+// cached reports whether the handle holds its bytes.
+func (h *handle) cached() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.data != nil
 }
 
 var _ gofs.FileHandle = (*handle)(nil)
@@ -325,14 +384,17 @@ func (h *handle) bytes(ctx context.Context) ([]byte, syscall.Errno) {
 		return h.data, 0
 	}
 	n := h.node
+	if h.gen != n.generation() {
+		return nil, syscall.ESTALE
+	}
 	data, err := n.st.Get(ctx, n.key)
 	if err != nil { // not remembered: an interrupted read may be retried
 		return nil, n.toErrno("read", n.key, err)
 	}
-	if int64(len(data)) != n.size {
+	if int64(len(data)) != h.size {
 		// The size was fixed at lookup; the bytes must match it, or
 		// readers would see a truncated or padded file.
-		n.log.Error("fusefs: size changed since lookup", "key", n.key, "size", n.size, "now", len(data))
+		n.log.Error("fusefs: size changed since lookup", "key", n.key, "size", h.size, "now", len(data))
 		return nil, syscall.EIO
 	}
 	h.data = data
@@ -409,9 +471,11 @@ func NewRoot(st Tree, log *slog.Logger) gofs.InodeEmbedder {
 		log = slog.Default()
 	}
 	pin, _ := st.(Pinner)
+	gens, _ := st.(Generationer)
 	return &dirNode{fsys: &fsys{
 		st:    st,
 		pin:   pin,
+		gens:  gens,
 		log:   log,
 		mtime: st.ModTime(),
 		uid:   uint32(os.Getuid()),

@@ -49,6 +49,8 @@ type Server struct {
 	srv        *fuse.Server
 	mountpoint string
 	log        *slog.Logger
+	root       *gofs.Inode
+	tree       Tree
 
 	mu        sync.Mutex // guards unmounted
 	unmounted bool
@@ -111,7 +113,8 @@ func Mount(ctx context.Context, st Tree, mountpoint string, opts Options) (*Serv
 	if opts.Debug {
 		fo.MountOptions.Logger = log.New(os.Stderr, "fuse: ", 0)
 	}
-	srv, err := gofs.Mount(abs, NewRoot(st, opts.Logger), fo)
+	root := NewRoot(st, opts.Logger)
+	srv, err := gofs.Mount(abs, root, fo)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
@@ -124,7 +127,51 @@ func Mount(ctx context.Context, st Tree, mountpoint string, opts Options) (*Serv
 			opts.Logger.Debug("fusefs: readahead not raised", "mountpoint", abs, "err", err)
 		}
 	}
-	return &Server{srv: srv, mountpoint: abs, log: opts.Logger}, nil
+	return &Server{srv: srv, mountpoint: abs, log: opts.Logger, root: root.EmbeddedInode(), tree: st}, nil
+}
+
+// Invalidate tells the kernel to forget what it cached of the tree — for
+// a tree whose contents were replaced (see Generationer): the contents of
+// every file and directory it knows, and, in every directory it knows,
+// the entries of the names it knows and of the names the tree now lists
+// there (a name the kernel had cached as absent may exist now). Chunk
+// directories (c/ and below) are not listed again, which would cost their
+// shards' existence decisions: a chunk name cached as absent shows up
+// when the mount's NegativeTimeout passes. It returns how many entries
+// were invalidated.
+func (s *Server) Invalidate(ctx context.Context) int {
+	n := 0
+	var walk func(in *gofs.Inode, key string, inChunks bool)
+	walk = func(in *gofs.Inode, key string, inChunks bool) {
+		in.NotifyContent(0, 0)
+		if !in.IsDir() {
+			return
+		}
+		children := in.Children()
+		names := map[string]bool{}
+		for name := range children {
+			names[name] = true
+		}
+		if !inChunks {
+			if entries, err := s.tree.ReadDir(ctx, key); err == nil {
+				for _, e := range entries {
+					names[e.Name()] = true
+				}
+			}
+		}
+		for name := range names {
+			if ctx.Err() != nil {
+				return
+			}
+			in.NotifyEntry(name)
+			n++
+		}
+		for name, child := range children {
+			walk(child, join(key, name), inChunks || name == "c")
+		}
+	}
+	walk(s.root, "", false)
+	return n
 }
 
 // SetReadahead sets the kernel's readahead for the file system mounted at

@@ -87,7 +87,8 @@ func TestRemoteMount(t *testing.T) {
 	}}
 	logs := &logLines{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	src, err := source.OpenWith(ctx, testservers.StartFaultProxy(t, p), source.Options{Backoff: 2e6, MaxBackoff: 2e7, Logger: log})
+	const downFor = 200 * time.Millisecond
+	src, err := source.OpenWith(ctx, testservers.StartFaultProxy(t, p), source.Options{Backoff: 2e6, MaxBackoff: 2e7, DownFor: downFor, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +144,10 @@ func TestRemoteMount(t *testing.T) {
 	}
 	t.Logf("%s failing: %d shards EIO (read twice), %d served identical; log: %s", url, len(failed), len(served), logs.containing(url))
 
-	// Fault gone: the whole mount equals the local materialize.
+	// Fault gone, and the source's DownFor passed: the whole mount equals
+	// the local materialize.
 	broken.Store(false)
+	time.Sleep(downFor + 50*time.Millisecond)
 	for _, rel := range want {
 		if err := check(rel); err != nil {
 			t.Errorf("%s after the fault cleared: %v", rel, err)

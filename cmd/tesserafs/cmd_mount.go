@@ -153,6 +153,7 @@ func (v *sizeValue) String() string {
 type mountOptions struct {
 	storeOptions
 	cacheOptions
+	refreshOptions
 	ForceUnmount bool
 	AllowOther   bool
 	Debug        bool
@@ -188,6 +189,7 @@ connected") is reported with the way out; --force-unmount clears it.`,
 	}
 	o.storeOptions.register(cmd.Flags())
 	o.cacheOptions.register(cmd.Flags(), "cache budget: disk the cache may use, e.g. 20GiB (default: the cache's last, or 20GiB)")
+	o.refreshOptions.register(cmd.Flags())
 	cmd.Flags().BoolVar(&o.ForceUnmount, "force-unmount", false, "detach a stale mount left at MOUNTPOINT by a killed tesserafs, then mount")
 	cmd.Flags().BoolVar(&o.AllowOther, "allow-other", false, "let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	cmd.Flags().BoolVar(&o.Debug, "debug-fuse", false, "log every FUSE request")
@@ -258,6 +260,10 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	if _, err := o.budget(); err != nil {
 		return err
 	}
+	every, err := o.interval(o.Tiles)
+	if err != nil {
+		return err
+	}
 	log := slog.Default()
 	mp := realAbs(mountpoint)
 	if err := checkMountpoint(o, mp, log); err != nil {
@@ -284,7 +290,14 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	debug.FreeOSMemory()
 	cat, skipped := st.Catalogue(), st.Skipped
 	attachSourceStats(c, cat)
-	srv, err := fusefs.Mount(ctx, st.Store, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log})
+	// The store follows its tiles (--refresh, SIGHUP): readers see one
+	// generation or the next, and the kernel is told to drop its caches
+	// at each swap. A name cached as absent is looked up again within a
+	// minute, so new chunks appear even where nobody listed.
+	fctx, stopFollowing := context.WithCancel(ctx)
+	defer stopFollowing()
+	ls := followTiles(fctx, &o.storeOptions, storeWith{Cache: c, Logger: log}, st.Store, every, log)
+	srv, err := fusefs.Mount(ctx, ls, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log, NegativeTimeout: time.Minute})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -295,7 +308,12 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	fmt.Fprintf(stdout, "  serving %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped; each tile is checked when first read\n",
 		yearStores(cat), countTiles(cat), countZones(cat), len(skipped))
 	printCacheLine(stdout, o.Cache, c.Stats())
+	ls.OnSwap(func(_, now *store.Store) {
+		n := srv.Invalidate(fctx)
+		log.Info("mount: the kernel was told to drop its caches of the old tiles", "entries", n, "tiles", countTiles(now.Catalogue()))
+	})
 	fmt.Fprintf(stdout, "  to unmount: Ctrl-C or kill %d here, or  fusermount3 -u %s  (as root: umount %s)\n", os.Getpid(), mp, mp)
+	fmt.Fprintf(stdout, "  %s\n", refreshLine(every))
 	if o.onReady != nil {
 		o.onReady(srv, st.Store)
 	}
@@ -311,7 +329,7 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	case <-served:
 		log.Info("unmounted from outside", "mountpoint", mp)
 	}
-	s, cs := st.Stats(), c.Stats()
+	s, cs := ls.Stats(), c.Stats()
 	fmt.Fprintf(stdout, "tesserafs: unmounted %s: %d chunks generated (%s), %d served from the cache; cache %d entries, %s\n",
 		mp, s.Generated, fmtBytes(s.Bytes), s.CacheHits, cs.Entries, fmtBytes(cs.Bytes))
 	reportAtExit(stdout, log, o.Tiles, cat)

@@ -26,6 +26,7 @@ func init() { subcommands = append(subcommands, newServeCmd) }
 type serveOptions struct {
 	storeOptions
 	cacheOptions
+	refreshOptions
 	Addr       string
 	CORSOrigin []string
 	Queue      int
@@ -70,6 +71,7 @@ finish, then the cache is closed.`,
 	}
 	o.storeOptions.register(cmd.Flags())
 	o.cacheOptions.register(cmd.Flags(), "cache budget: disk the cache may use, e.g. 20GiB (default: the cache's last, or 20GiB)")
+	o.refreshOptions.register(cmd.Flags())
 	cmd.Flags().StringVar(&o.Addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	cmd.Flags().StringSliceVar(&o.CORSOrigin, "cors-origin", nil, `origins allowed to read from a browser: "*" or e.g. https://example.org (default: none, same origin only)`)
 	cmd.Flags().IntVar(&o.Queue, "queue", httpserve.DefaultQueue, "chunk keys that may wait for a worker before requests get 503")
@@ -85,6 +87,10 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 		return err
 	}
 	if _, err := o.budget(); err != nil {
+		return err
+	}
+	every, err := o.interval(o.Tiles)
+	if err != nil {
 		return err
 	}
 	if o.Queue < 1 || o.Queue > 1<<20 {
@@ -117,8 +123,13 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 		return err
 	}
 	debug.FreeOSMemory()
-	st, cat, skipped := opened.Store, opened.Catalogue(), opened.Skipped
+	cat, skipped := opened.Catalogue(), opened.Skipped
 	attachSourceStats(c, cat)
+	// The store follows its tiles (--refresh, SIGHUP); each request is
+	// answered from one generation, and ETags change with the tiles.
+	fctx, stopFollowing := context.WithCancel(ctx)
+	defer stopFollowing()
+	st := followTiles(fctx, &o.storeOptions, storeWith{Cache: c, Logger: log}, opened.Store, every, log)
 	// The access log is written off the requests' path.
 	access := httpserve.NewAsyncHandler(log.Handler(), 0)
 	defer access.Close()
@@ -150,12 +161,13 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped\n",
 		yearStores(cat), countTiles(cat), countZones(cat), len(skipped))
 	printCacheLine(stdout, o.Cache, c.Stats())
+	fmt.Fprintf(stdout, "  %s\n", refreshLine(every))
 	if len(cat.Years) > 0 {
 		fmt.Fprintf(stdout, "  e.g. xr.open_zarr(\"http://%s/%s\", group=\"%s\", consolidated=True)\n",
 			addr, keyspace.YearDir(cat.Years[0].Year), keyspace.ZoneGroup(cat.Years[0].Zones[0].Zone))
 	}
 	if o.onReady != nil {
-		o.onReady(addr, st)
+		o.onReady(addr, opened.Store)
 	}
 
 	served := make(chan error, 1)

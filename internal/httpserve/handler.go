@@ -102,6 +102,13 @@ type Tree interface {
 	Fingerprint() string
 }
 
+// Snapshotter is a Tree whose contents can be replaced while it serves (a
+// live store that follows its tiles): each request is answered from one
+// Snapshot, so that its ETag and its bytes come from the same tree.
+type Snapshotter interface {
+	Snapshot() Tree
+}
+
 // RangeTree is a Tree that can read part of a chunk it holds in a cache,
 // without generating it: r fails once the chunk has left the cache, and
 // the server then falls back to Get.
@@ -112,11 +119,9 @@ type RangeTree interface {
 
 // Handler is the HTTP front end of one store. Safe for concurrent use.
 type Handler struct {
-	st      Tree
-	ranges  RangeTree // st, if it is one
-	opts    Options
-	log     *slog.Logger
-	storeFP string
+	st   Tree
+	opts Options
+	log  *slog.Logger
 
 	slots  chan struct{} // one per running generation
 	queued atomic.Int64  // generations waiting for a slot
@@ -166,14 +171,11 @@ func New(st Tree, opts Options) *Handler {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	ranges, _ := st.(RangeTree)
 	h := &Handler{
-		st:      st,
-		ranges:  ranges,
-		opts:    opts,
-		log:     opts.Logger,
-		storeFP: st.Fingerprint(),
-		slots:   make(chan struct{}, opts.Workers),
+		st:    st,
+		opts:  opts,
+		log:   opts.Logger,
+		slots: make(chan struct{}, opts.Workers),
 	}
 	h.m = metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -247,7 +249,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Duration("dur", time.Since(start)), slog.String("remote", r.RemoteAddr))
 }
 
+// treeKey is the context key of the tree a request is answered from.
+type treeKey struct{}
+
+// tree is the tree ctx's request is answered from: the snapshot taken
+// when it arrived, or the handler's tree.
+func (h *Handler) tree(ctx context.Context) Tree {
+	if t, ok := ctx.Value(treeKey{}).(Tree); ok {
+		return t
+	}
+	return h.st
+}
+
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
+	if s, ok := h.st.(Snapshotter); ok {
+		r = r.WithContext(context.WithValue(r.Context(), treeKey{}, s.Snapshot()))
+	}
 	h.cors(w, r)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -285,8 +302,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	// A cached chunk: found and sized by the cache alone, no listing.
 	if isChunk(key) && !dir {
-		if h.ranges != nil {
-			if c, size, ok := h.ranges.OpenCached(key); ok {
+		if rt, ok := h.tree(r.Context()).(RangeTree); ok {
+			if c, size, ok := rt.OpenCached(key); ok {
 				h.serveCached(w, r, key, c, size)
 				return
 			}
@@ -346,7 +363,7 @@ func (h *Handler) lookup(ctx context.Context, key string) (isFile, exists bool, 
 	if i := strings.LastIndexByte(key, '/'); i >= 0 {
 		parent, name = key[:i], key[i+1:]
 	}
-	entries, err := h.st.ReadDir(ctx, parent)
+	entries, err := h.tree(ctx).ReadDir(ctx, parent)
 	if isNotFound(err) {
 		return false, false, nil
 	}
@@ -379,15 +396,17 @@ func isChunk(key string) bool { return keyspace.IsChunk(key) }
 // the path, size and modification time of every input tile. Equal ETags
 // mean equal bytes; a changed tile changes every ETag (simple, and never
 // wrong).
-func (h *Handler) ETag(key string) string {
-	s := sha256.Sum256([]byte(h.storeFP + "\x00" + key))
+func (h *Handler) ETag(key string) string { return etagOf(h.st, key) }
+
+func etagOf(t Tree, key string) string {
+	s := sha256.Sum256([]byte(t.Fingerprint() + "\x00" + key))
 	return `"` + hex.EncodeToString(s[:16]) + `"`
 }
 
 // prelude sets the headers every answer of key carries, answers a
 // matching If-None-Match (done), and returns the Range header to honour.
 func (h *Handler) prelude(w http.ResponseWriter, r *http.Request, key string) (rangeHdr string, done bool) {
-	etag := h.ETag(key)
+	etag := etagOf(h.tree(r.Context()), key)
 	hdr := w.Header()
 	hdr.Set("ETag", etag)
 	if isChunk(key) {
@@ -525,7 +544,10 @@ func (h *Handler) fetch(ctx context.Context, key string) ([]byte, error) {
 		h.fetched.Add(1)
 		h.m.misses.Inc()
 	}
-	ch := h.flight.DoChan(key, func() (any, error) {
+	t := h.tree(ctx)
+	// One generation per key of one tree: a request of a newer snapshot
+	// does not join one of an older.
+	ch := h.flight.DoChan(t.Fingerprint()+"\x00"+key, func() (any, error) {
 		select {
 		case h.slots <- struct{}{}:
 		default:
@@ -554,7 +576,7 @@ func (h *Handler) fetch(ctx context.Context, key string) ([]byte, error) {
 		defer h.m.generating.Dec()
 		// Others may be waiting on this generation: a cancelled first
 		// caller does not cancel it (the store does the same).
-		b, err := h.st.Get(context.WithoutCancel(ctx), key)
+		b, err := t.Get(context.WithoutCancel(ctx), key)
 		if chunk && err == nil {
 			h.m.genSeconds.Observe(time.Since(start).Seconds())
 		}
@@ -636,7 +658,7 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	entries, err := h.st.ReadDir(r.Context(), "")
+	entries, err := h.tree(r.Context()).ReadDir(r.Context(), "")
 	if err != nil {
 		h.fail(w, "", err)
 		return

@@ -250,9 +250,12 @@ def test_rgb_stretch_numpy(root, zone):
         f"{where}: recorded p2 {got2.tolist()} p98 {got98.tolist()}, numpy.percentile gives "
         f"p2 {p2.tolist()} p98 {p98.tolist()} over {len(sample)} sample pixels")
     # The bytes: trunc(clip((x − p2)/(p98 − p2), 0, 1)·255) in float32.
-    emb = np.asarray(zarr.open_array(str(zd / "embeddings"), mode="r")[..., 0:3], dtype=np.int8)
-    sc = np.asarray(zarr.open_array(str(zd / "scales"), mode="r")[...], dtype=np.float32)
-    rgb = np.asarray(zarr.open_array(str(zd / "rgb"), mode="r")[..., 0:3])
+    # Whole-zone reads through tensorstore: zarr-python decodes each 4 × 4
+    # inner chunk on its own and takes minutes for a zone (the sample
+    # above is read with zarr-python).
+    emb = np.asarray(_open(zd / "embeddings")[..., 0:3].read().result(), dtype=np.int8)
+    sc = np.asarray(_open(zd / "scales").read().result(), dtype=np.float32)
+    rgb = np.asarray(_open(zd / "rgb")[..., 0:3].read().result())
     fin = np.isfinite(sc)
     x = emb[fin].astype(np.float32) * sc[fin][:, None]
     with np.errstate(invalid="ignore"):
