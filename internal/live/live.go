@@ -28,7 +28,7 @@ type Store struct {
 	open func(ctx context.Context) (*store.Store, error)
 	log  *slog.Logger
 
-	mu     sync.Mutex // one refresh at a time; guards onSwap and past
+	mu     sync.Mutex  // one refresh at a time; guards onSwap and past
 	past   store.Stats // of the stores swapped out
 	cur    atomic.Pointer[store.Store]
 	gen    atomic.Uint64
