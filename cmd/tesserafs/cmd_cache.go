@@ -40,7 +40,8 @@ func newCacheStatsCmd() *cobra.Command {
 		Short: "Entries, bytes, budget and hit rate of a cache",
 		Long: `Stats prints a cache's entries, bytes, budget, disk use, hits, misses and hit
 rate (counted since the cache was created or cleared). A cache held open by a
-running mount is reported from the stats file that mount refreshes.`,
+running mount or serve is reported from the stats file that process refreshes,
+naming the process.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCacheStats(o, cmd.OutOrStdout())
@@ -63,9 +64,9 @@ func runCacheStats(o cacheOptions, stdout io.Writer) error {
 	case errors.Is(err, cache.ErrLocked):
 		st, err = cache.ReadStatsFile(o.Cache)
 		if err != nil {
-			return usageErrorf("cache %s is in use by a running mount, which has not written its stats yet (%v); try again in a few seconds", o.Cache, err)
+			return usageErrorf("cache %s is in use by %s, which has not written its stats yet (%v); try again in a few seconds", o.Cache, lockHolder(o.Cache), err)
 		}
-		fmt.Fprintf(stdout, "cache %s is in use by a running mount; stats as of %s:\n", o.Cache, st.Written.Local().Format(time.DateTime))
+		fmt.Fprintf(stdout, "cache %s is in use by %s; stats as of %s:\n", o.Cache, lockHolder(o.Cache), st.Written.Local().Format(time.DateTime))
 	case err != nil:
 		return err
 	default:

@@ -454,7 +454,7 @@ func TestCacheCommands(t *testing.T) {
 		})
 		p := startMount(t, "--tiles", tiles, "--zones", "34", "--cache", cdir, mp)
 		defer func() { p.cmd.Process.Signal(syscall.SIGTERM); p.wait(t) }()
-		if s := stats(); !strings.Contains(s, "in use by a running mount") {
+		if s := stats(); !strings.Contains(s, "in use by process ") || !strings.Contains(s, " mount ") {
 			t.Errorf("stats of a mounted cache: %s", s)
 		}
 		err := runCacheClear(cacheOptions{Cache: cdir}, io.Discard)
