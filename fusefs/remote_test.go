@@ -6,9 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -188,19 +186,11 @@ func TestLazyMountRecovers(t *testing.T) {
 	if _, err := materializer.Run(ctx, openStore(t, tiles, store.Options{Workers: 2}, 30), out, materializer.Options{Workers: 2}); err != nil {
 		t.Fatal(err)
 	}
-	var broken atomic.Bool
-	var badPrefix atomic.Value // URL path prefix of the bad tile's directory
-	badPrefix.Store("\x00")
-	p := &testservers.FaultProxy{Upstream: testservers.Nginx(t, tiles), Plan: func(_ int64, r *http.Request) testservers.Fault {
-		if broken.Load() && strings.HasPrefix(r.URL.Path, badPrefix.Load().(string)) {
-			return testservers.Status503
-		}
-		return testservers.Pass
-	}}
+	outage := testservers.StartTileOutage(t, tiles)
 	logs := &logLines{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	const downFor = 500 * time.Millisecond
-	src, err := source.OpenWith(ctx, testservers.StartFaultProxy(t, p), source.Options{Backoff: 2e6, MaxBackoff: 2e7, DownFor: downFor, Logger: log})
+	src, err := source.OpenWith(ctx, outage.URL, source.Options{Backoff: 2e6, MaxBackoff: 2e7, DownFor: downFor, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,12 +200,7 @@ func TestLazyMountRecovers(t *testing.T) {
 	}
 	z := cat.Years[0].Zones[0]
 	pl := z.Placements[0]
-	u, err := url.Parse(pl.Tile.EmbeddingsPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	badPrefix.Store(path.Dir(u.Path) + "/")
-	broken.Store(true)
+	outage.Fail(t, pl.Tile.EmbeddingsPath())
 	st, err := store.New(cat, store.Options{Workers: 2, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -230,12 +215,12 @@ func TestLazyMountRecovers(t *testing.T) {
 	if _, err := os.ReadFile(filepath.Join(mp, rel)); !errors.Is(err, syscall.EIO) || time.Since(start) > downFor/2 {
 		t.Errorf("%s again while the source is down: %v after %v, want EIO at once", rel, err, time.Since(start))
 	}
-	broken.Store(false)
+	outage.Recover()
 	time.Sleep(downFor + 100*time.Millisecond)
 	got, err := os.ReadFile(filepath.Join(mp, rel))
 	want, _ := os.ReadFile(filepath.Join(out, rel))
 	if err != nil || !bytes.Equal(got, want) || len(want) == 0 {
 		t.Fatalf("%s after the server is back: %d bytes, %v; want the %d bytes of a local materialize", rel, len(got), err, len(want))
 	}
-	t.Logf("%s: EIO while %s answered 503, EIO at once while marked down, identical once back", rel, badPrefix.Load())
+	t.Logf("%s: EIO while its tile answered 503, EIO at once while marked down, identical once back", rel)
 }

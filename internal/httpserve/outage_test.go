@@ -5,12 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,18 +27,10 @@ func TestSourceOutage(t *testing.T) {
 	ctx := context.Background()
 	tiles := testtiles.Root(t, "test")
 	out := materializedTree(t)
-	var broken atomic.Bool
-	var badPrefix atomic.Value
-	badPrefix.Store("\x00")
-	p := &testservers.FaultProxy{Upstream: testservers.Nginx(t, tiles), Plan: func(_ int64, r *http.Request) testservers.Fault {
-		if broken.Load() && strings.HasPrefix(r.URL.Path, badPrefix.Load().(string)) {
-			return testservers.Status503
-		}
-		return testservers.Pass
-	}}
+	outage := testservers.StartTileOutage(t, tiles)
 	log := testLogger(t, slog.LevelError)
 	const downFor = 500 * time.Millisecond
-	src, err := source.OpenWith(ctx, testservers.StartFaultProxy(t, p), source.Options{Backoff: 2e6, MaxBackoff: 2e7, DownFor: downFor, Logger: log})
+	src, err := source.OpenWith(ctx, outage.URL, source.Options{Backoff: 2e6, MaxBackoff: 2e7, DownFor: downFor, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,12 +41,7 @@ func TestSourceOutage(t *testing.T) {
 	y := cat.Years[0]
 	z := y.Zones[0]
 	pl := z.Placements[0]
-	u, err := url.Parse(pl.Tile.EmbeddingsPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	badPrefix.Store(path.Dir(u.Path) + "/")
-	broken.Store(true)
+	outage.Fail(t, pl.Tile.EmbeddingsPath())
 	st, err := store.New(cat, store.Options{Workers: 2, Logger: log})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +56,7 @@ func TestSourceOutage(t *testing.T) {
 				i+1, resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("ETag"), body)
 		}
 	}
-	broken.Store(false)
+	outage.Recover()
 	time.Sleep(downFor + 100*time.Millisecond)
 	resp, got := get(t, srv.URL+"/"+key, nil)
 	want, _ := os.ReadFile(filepath.Join(out, key))

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,3 +168,40 @@ func StartFaultProxy(t testing.TB, p *FaultProxy) string {
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String() + "/"
 }
+
+// TileOutage serves a tiles root through nginx behind a FaultProxy in
+// which one tile's server can fail: after Fail, every request under the
+// directory of a file (a tile's .npy files) answers 503, until Recover.
+type TileOutage struct {
+	URL    string // the proxy's base URL: a tiles root
+	Proxy  *FaultProxy
+	prefix atomic.Value // URL path prefix failing, "" for none
+}
+
+// StartTileOutage starts nginx on root and the proxy in front of it, on
+// loopback; both stop when the test ends.
+func StartTileOutage(t testing.TB, root string) *TileOutage {
+	o := &TileOutage{}
+	o.prefix.Store("")
+	o.Proxy = &FaultProxy{Upstream: Nginx(t, root), Plan: func(_ int64, r *http.Request) Fault {
+		if p := o.prefix.Load().(string); p != "" && strings.HasPrefix(r.URL.Path, p) {
+			return Status503
+		}
+		return Pass
+	}}
+	o.URL = StartFaultProxy(t, o.Proxy)
+	return o
+}
+
+// Fail makes every request under the directory of fileURL (a URL of the
+// proxy) answer 503.
+func (o *TileOutage) Fail(t testing.TB, fileURL string) {
+	u, err := url.Parse(fileURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.prefix.Store(path.Dir(u.Path) + "/")
+}
+
+// Recover ends the failure.
+func (o *TileOutage) Recover() { o.prefix.Store("") }
