@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/source"
@@ -200,7 +201,7 @@ func TestMaterializeSkipsFailingTile(t *testing.T) {
 				}
 				return testservers.Pass
 			}}
-			src, err := source.OpenWith(ctx, testservers.StartFaultProxy(t, p), source.Options{Backoff: 2e6, MaxBackoff: 2e7})
+			src, err := source.OpenWith(ctx, testservers.StartFaultProxy(t, p), source.Options{Backoff: 2e6, MaxBackoff: 2e7, DownFor: 100 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -253,6 +254,7 @@ func TestMaterializeSkipsFailingTile(t *testing.T) {
 			t.Logf("%s: %d files written, %d left out, e.g. %s: %v", f, sum.Written, sum.Failed, sum.Failures[0].Key, sum.Failures[0].Err)
 
 			broken.Store(false)
+			time.Sleep(100 * time.Millisecond) // the source's DownFor of the failed tile
 			sum2, err := materializeInto(t, root, src, out)
 			if err != nil {
 				t.Fatalf("rerun with the fault gone: %v", err)

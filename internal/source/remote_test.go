@@ -20,12 +20,16 @@ import (
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 )
 
-// testOpts are fast retries (but a Retry-After of 1 s is honoured) and a
-// small block, so a file spans many blocks.
+// testOpts are fast retries (but a Retry-After of 1 s is honoured), a
+// small block, so a file spans many blocks, and a short DownFor.
 func testOpts() Options {
 	return Options{BlockSize: 256 << 10, MaxRun: 8, Backoff: 5 * time.Millisecond, MaxBackoff: 1500 * time.Millisecond,
-		IdleTimeout: 500 * time.Millisecond, HeaderTimeout: 2 * time.Second}
+		IdleTimeout: 500 * time.Millisecond, HeaderTimeout: 2 * time.Second, DownFor: testDownFor}
 }
+
+// testDownFor is testOpts' DownFor: how long a file that failed
+// transiently fails fast, before the server is tried again.
+const testDownFor = 100 * time.Millisecond
 
 // someFiles are a tile's embeddings and scales and a landmask of the test
 // preset, relative to the root.
@@ -162,6 +166,7 @@ func TestRemoteReadsMatchDisk(t *testing.T) {
 			on.Lock()
 			broken = false
 			on.Unlock()
+			time.Sleep(testDownFor) // a transient failure is not tried again before
 			if err := readAll(ctx, src, root, files[0], rng, true); err != nil {
 				t.Fatalf("%s after the fault cleared: %v", files[0], err)
 			}
@@ -295,7 +300,7 @@ func TestRemoteOutageIsTransient(t *testing.T) {
 		return testservers.Pass
 	}}
 	opts := testOpts()
-	opts.DownFor = 300 * time.Millisecond
+	opts.DownFor = 300 * time.Millisecond // longer than a failing read's retries
 	src, err := OpenWith(ctx, testservers.StartFaultProxy(t, p), opts)
 	if err != nil {
 		t.Fatal(err)
