@@ -296,7 +296,7 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 	// minute, so new chunks appear even where nobody listed.
 	fctx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
-	ls := followTiles(fctx, &o.storeOptions, storeWith{Cache: c, Logger: log}, st.Store, every, log)
+	ls, follow := followTiles(fctx, &o.storeOptions, storeWith{Cache: c, Logger: log}, st.Store, every, log)
 	srv, err := fusefs.Mount(ctx, ls, mp, fusefs.Options{AllowOther: o.AllowOther, Debug: o.Debug, Logger: log, NegativeTimeout: time.Minute})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -312,6 +312,7 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 		n := srv.Invalidate(fctx)
 		log.Info("mount: the kernel was told to drop its caches of the old tiles", "entries", n, "tiles", countTiles(now.Catalogue()))
 	})
+	follow()
 	fmt.Fprintf(stdout, "  to unmount: Ctrl-C or kill %d here, or  fusermount3 -u %s  (as root: umount %s)\n", os.Getpid(), mp, mp)
 	fmt.Fprintf(stdout, "  %s\n", refreshLine(every))
 	if o.onReady != nil {

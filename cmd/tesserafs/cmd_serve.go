@@ -129,7 +129,8 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 	// answered from one generation, and ETags change with the tiles.
 	fctx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
-	st := followTiles(fctx, &o.storeOptions, storeWith{Cache: c, Logger: log}, opened.Store, every, log)
+	st, follow := followTiles(fctx, &o.storeOptions, storeWith{Cache: c, Logger: log}, opened.Store, every, log)
+	follow()
 	// The access log is written off the requests' path.
 	access := httpserve.NewAsyncHandler(log.Handler(), 0)
 	defer access.Close()

@@ -93,33 +93,35 @@ func (o *refreshOptions) interval(tiles string) (time.Duration, error) {
 }
 
 // followTiles makes the front end's store follow its tiles: a live store
-// that o reopens every interval and on SIGHUP, until ctx ends. onSwap runs
-// after each swap (the mount tells the kernel to drop its caches).
-func followTiles(ctx context.Context, o *storeOptions, with storeWith, first *store.Store, interval time.Duration, log *slog.Logger) *live.Store {
-	ls := live.New(first, func(ctx context.Context) (*store.Store, error) {
+// that o reopens every interval and on SIGHUP, until ctx ends, once start
+// is called (after the front end registered what must happen at a swap:
+// the mount tells the kernel to drop its caches).
+func followTiles(ctx context.Context, o *storeOptions, with storeWith, first *store.Store, interval time.Duration, log *slog.Logger) (ls *live.Store, start func()) {
+	ls = live.New(first, func(ctx context.Context) (*store.Store, error) {
 		st, err := o.open(ctx, with)
 		if err != nil {
 			return nil, err
 		}
 		return st.Store, nil
 	}, log)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	kick := make(chan struct{}, 1)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
+	return ls, func() {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		kick := make(chan struct{}, 1)
+		go func() {
+			defer signal.Stop(hup)
+			for {
 				select {
-				case kick <- struct{}{}:
-				default:
+				case <-ctx.Done():
+					return
+				case <-hup:
+					select {
+					case kick <- struct{}{}:
+					default:
+					}
 				}
 			}
-		}
-	}()
-	go ls.Run(ctx, interval, kick)
-	return ls
+		}()
+		go ls.Run(ctx, interval, kick)
+	}
 }
