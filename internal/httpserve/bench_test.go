@@ -32,7 +32,8 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// rangeReq is one request of the load: a key and a Range header.
+// rangeReq is one request of the load: a key and a Range header ("": the
+// whole key, answered 200).
 type rangeReq struct {
 	key string
 	rng string
@@ -95,14 +96,18 @@ func runLoad(b *testing.B, base string, reqs []rangeReq, conc int, limit time.Du
 			for i := range next {
 				t0 := time.Now()
 				req, _ := http.NewRequest(http.MethodGet, base+reqs[i].key, nil)
-				req.Header.Set("Range", reqs[i].rng)
+				want := http.StatusOK
+				if reqs[i].rng != "" {
+					req.Header.Set("Range", reqs[i].rng)
+					want = http.StatusPartialContent
+				}
 				resp, err := client.Do(req)
 				var n int64
 				if err == nil {
 					n, err = io.CopyBuffer(io.Discard, resp.Body, buf)
 					resp.Body.Close()
-					if err == nil && (resp.StatusCode != 206 || n != reqs[i].n) {
-						err = fmt.Errorf("%s %s: %d, %d bytes, want 206, %d", reqs[i].key, reqs[i].rng, resp.StatusCode, n, reqs[i].n)
+					if err == nil && (resp.StatusCode != want || n != reqs[i].n) {
+						err = fmt.Errorf("%s %s: %d, %d bytes, want %d, %d", reqs[i].key, reqs[i].rng, resp.StatusCode, n, want, reqs[i].n)
 					}
 				}
 				if err != nil {
@@ -138,8 +143,9 @@ func runLoad(b *testing.B, base string, reqs []rangeReq, conc int, limit time.Du
 // serveChild is the test binary run as a server process of its own (so
 // that, like nginx, it does not share CPUs with the load generator's
 // goroutines): the "test" preset's store with a cache in dir, every chunk
-// generated first (warm), served on a free loopback port whose URL is
-// printed; it exits when its standard input closes.
+// generated first (warm) unless TESSERAFS_HTTPSERVE_COLD is set, served on
+// a free loopback port whose URL is printed, with the default admission
+// (Workers 2); it exits when its standard input closes.
 func serveChild(dir string) {
 	fail := func(err error) { fmt.Fprintln(os.Stderr, "child:", err); os.Exit(1) }
 	tiles := os.Getenv("TESSERAFS_HTTPSERVE_TILES")
@@ -157,15 +163,17 @@ func serveChild(dir string) {
 		fail(err)
 	}
 	ctx := context.Background()
-	err = st.Walk(ctx, "", func(key string) error {
-		if strings.Contains(key, "/c/") {
-			_, err := st.Get(ctx, key)
-			return err
+	if os.Getenv("TESSERAFS_HTTPSERVE_COLD") == "" {
+		err = st.Walk(ctx, "", func(key string) error {
+			if strings.Contains(key, "/c/") {
+				_, err := st.Get(ctx, key)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			fail(err)
 		}
-		return nil
-	})
-	if err != nil {
-		fail(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -190,11 +198,13 @@ func serveChild(dir string) {
 	srv.Close()
 }
 
-// startChild runs serveChild in a new process and returns its base URL.
-func startChild(b *testing.B) string {
+// startChild runs serveChild in a new process and returns its base URL;
+// extra is added to its environment.
+func startChild(b *testing.B, extra ...string) string {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "TESSERAFS_HTTPSERVE_CHILD="+b.TempDir(),
 		"TESSERAFS_HTTPSERVE_TILES="+testtiles.Root(b, "test"))
+	cmd.Env = append(cmd.Env, extra...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -241,6 +251,82 @@ func BenchmarkWarmRange(b *testing.B) {
 	b.ReportMetric(float64(p.p50.Microseconds())/1e3, "nginx_p50_ms")
 	b.ReportMetric(float64(p.p99.Microseconds())/1e3, "nginx_p99_ms")
 	b.ReportMetric(float64(o.p99)/float64(p.p99), "p99_x_nginx")
+}
+
+// BenchmarkZoneRead: a reader at concurrency 64 GETs every data key
+// (embeddings, scales and rgb shards) of the largest zone, whole, from a
+// fresh serve process whose cache is empty (cold: every shard generated,
+// 2 workers, requests waiting their turn), then again (warm: every shard
+// in its cache), and the same from nginx serving the materialized tree,
+// same client, same run. Reports each time and p99 against nginx's.
+// Goals (issue 18): ≤ 3× nginx cold (generation is the work), ≤ 1.3×
+// warm.
+func BenchmarkZoneRead(b *testing.B) {
+	out := materializedTree(b)
+	nginx := testservers.Nginx(b, out)
+	sizes := map[string]map[string]int64{} // zone → key → size
+	for _, k := range treeFiles(b, out) {
+		if !strings.Contains(k, "/c/") || strings.Contains(k, "global_rgb") || strings.Contains(k, "ing/") || strings.Contains(k, "/band/") {
+			continue
+		}
+		fi, err := os.Stat(filepath.Join(out, k))
+		if err != nil {
+			b.Fatal(err)
+		}
+		zone := strings.Split(k, "/")[1]
+		if sizes[zone] == nil {
+			sizes[zone] = map[string]int64{}
+		}
+		sizes[zone][k] = fi.Size()
+	}
+	var zone string
+	for z, ks := range sizes {
+		if len(ks) > len(sizes[zone]) {
+			zone = z
+		}
+	}
+	var reqs []rangeReq
+	var total int64
+	for k, n := range sizes[zone] {
+		reqs = append(reqs, rangeReq{key: k, n: n})
+		total += n
+	}
+	slices.SortFunc(reqs, func(a, b rangeReq) int { return strings.Compare(a.key, b.key) })
+	const conc, limit = 64, 5 * time.Minute
+	runLoad(b, nginx, reqs, conc, limit) // connections and page cache
+	timed := func(base string) (time.Duration, loadResult) {
+		t0 := time.Now()
+		r := runLoad(b, base, reqs, conc, limit)
+		return time.Since(t0), r
+	}
+	var cold, warm, peer time.Duration
+	var coldP99, warmP99, peerP99 []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		ours := startChild(b, "TESSERAFS_HTTPSERVE_COLD=1")
+		b.StartTimer()
+		d, r := timed(ours)
+		cold += d
+		coldP99 = append(coldP99, r.p99)
+		d, r = timed(ours)
+		warm += d
+		warmP99 = append(warmP99, r.p99)
+		d, r = timed(nginx)
+		peer += d
+		peerP99 = append(peerP99, r.p99)
+	}
+	med := func(ds []time.Duration) time.Duration { slices.Sort(ds); return ds[len(ds)/2] }
+	n := float64(b.N)
+	b.SetBytes(total)
+	b.ReportMetric(float64(len(reqs)), "keys")
+	b.ReportMetric(cold.Seconds()/n, "cold_s")
+	b.ReportMetric(warm.Seconds()/n, "warm_s")
+	b.ReportMetric(peer.Seconds()/n, "nginx_s")
+	b.ReportMetric(cold.Seconds()/peer.Seconds(), "cold_x_nginx")
+	b.ReportMetric(warm.Seconds()/peer.Seconds(), "warm_x_nginx")
+	b.ReportMetric(float64(med(coldP99).Microseconds())/1e3, "cold_p99_ms")
+	b.ReportMetric(float64(med(warmP99).Microseconds())/1e3, "warm_p99_ms")
+	b.ReportMetric(float64(med(peerP99).Microseconds())/1e3, "nginx_p99_ms")
 }
 
 // mergeLoad is the mean throughput and the median of the percentiles of
