@@ -658,3 +658,18 @@ func (c *Catalogue) log(log *slog.Logger, limit int, took time.Duration) {
 	}
 	log.Info("tiles indexed", "root", c.Root, "years", len(c.Years), "tiles", tiles, "skipped", skipped, "took", took.Round(time.Millisecond))
 }
+
+// GlobalGrid is the chunk grid of a year's global_rgb pyramid, from the
+// tiles' footprints alone: which chunks of each level exist, and how many
+// inputs each is made from (a publishing plan's weights).
+type GlobalGrid interface {
+	// LevelCount is the number of pyramid levels.
+	LevelCount() int
+	// Rows lists, ascending, the chunk rows of level that hold a chunk.
+	Rows(level int) []int
+	// Cols lists, ascending, the chunk columns of row i of level.
+	Cols(level, i int) []int
+	// Inputs is how many tiles (level 0) or chunks of the level below
+	// (level ≥ 1) chunk (i, j) of level is made from.
+	Inputs(level, i, j int) int
+}

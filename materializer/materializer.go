@@ -139,7 +139,7 @@ type state struct {
 // NewOutputReadThrough(NewDirSink(dir)), so that derived chunks are built from
 // the files already written rather than recomputed (a resumed run needs it
 // most).
-func Run(ctx context.Context, st *store.Store, dir string, opts Options) (Summary, error) {
+func Run(ctx context.Context, st Store, dir string, opts Options) (Summary, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Summary{}, fmt.Errorf("output directory: %w", err)
 	}
@@ -207,7 +207,7 @@ func (e *MissingError) Error() string {
 // Before writing, RunTo claims the output for st's inputs (the state key,
 // see the package comment); only then does st's read-through, if it is
 // NewOutputReadThrough of this sink, serve keys read back from the output.
-func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summary, error) {
+func RunTo(ctx context.Context, st Store, sink Sink, opts Options) (Summary, error) {
 	start := time.Now()
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -265,7 +265,7 @@ func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summa
 	// Chunks computed from other chunks (zone rgb from the zone's data,
 	// global_rgb levels from zone rgb and from the level below) are read
 	// back from the output, once it is known to hold st's keys.
-	if oc, ok := st.ReadThrough().(*OutputReadThrough); claimed && ok && oc.arm(ctx, sink, p.mayHave) {
+	if oc, ok := outputReadThrough(st); claimed && ok && oc.arm(ctx, sink, p.mayHave) {
 		defer oc.disarm()
 	} else {
 		log.Debug("the store does not read back from the output: derived chunks are recomputed", "out", sink.String())
@@ -319,7 +319,7 @@ func RunTo(ctx context.Context, st *store.Store, sink Sink, opts Options) (Summa
 // An output without it that holds keys is a finished store (or someone
 // else's files): a run may go through it without claiming it, and refuse
 // is the error it must stop with before writing any key.
-func claim(ctx context.Context, st *store.Store, sink Sink) (claimed bool, refuse error, err error) {
+func claim(ctx context.Context, st Store, sink Sink) (claimed bool, refuse error, err error) {
 	want := state{Format: store.FormatVersion, Fingerprint: st.Fingerprint()}
 	b, _ := json.MarshalIndent(want, "", "  ")
 	b = append(b, '\n')
@@ -479,7 +479,7 @@ func (p *progress) holdBack(roots []string) []string {
 
 // writeUnits writes the keys of part's units of phase with n workers,
 // listing the output one row of units at a time, ahead of the workers.
-func (p *progress) writeUnits(ctx context.Context, st *store.Store, sink Sink, n int, plan *Plan, phase string, part Partition) error {
+func (p *progress) writeUnits(ctx context.Context, st Store, sink Sink, n int, plan *Plan, phase string, part Partition) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ch := make(chan Unit, 4*n)
@@ -526,7 +526,7 @@ func (p *progress) writeUnits(ctx context.Context, st *store.Store, sink Sink, n
 // writeKey writes one key unless it is present. A key that cannot be
 // generated is recorded and skipped; any other error (writing the
 // output, cancellation) is returned.
-func (p *progress) writeKey(ctx context.Context, st *store.Store, sink Sink, k string) error {
+func (p *progress) writeKey(ctx context.Context, st Store, sink Sink, k string) error {
 	if p.has(k) {
 		p.done(k, false, 0, nil)
 		return nil
@@ -555,7 +555,7 @@ func (p *progress) writeKey(ctx context.Context, st *store.Store, sink Sink, k s
 // failed in this run), then writes the finalize keys: everything but the
 // root zarr.json of each year, then those of the years where nothing
 // failed, so that a reader that finds a root finds everything it lists.
-func (p *progress) finalize(ctx context.Context, st *store.Store, sink Sink, n int, plan *Plan) error {
+func (p *progress) finalize(ctx context.Context, st Store, sink Sink, n int, plan *Plan) error {
 	fin, err := p.compare(ctx, st, sink, plan, p.failedCount() == 0)
 	if err != nil {
 		return err
@@ -581,7 +581,7 @@ func (p *progress) finalize(ctx context.Context, st *store.Store, sink Sink, n i
 // lexicographic order, holding neither: it records the finalize keys
 // present and returns every finalize key; with check, it refuses with a
 // *MissingError if a data key is missing.
-func (p *progress) compare(ctx context.Context, st *store.Store, sink Sink, plan *Plan, check bool) ([]string, error) {
+func (p *progress) compare(ctx context.Context, st Store, sink Sink, plan *Plan, check bool) ([]string, error) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lch := make(chan string, 1024)
@@ -645,7 +645,7 @@ func (p *progress) compare(ctx context.Context, st *store.Store, sink Sink, plan
 }
 
 // writeKeys writes keys with n workers, skipping those present.
-func (p *progress) writeKeys(ctx context.Context, st *store.Store, sink Sink, n int, keys []string) error {
+func (p *progress) writeKeys(ctx context.Context, st Store, sink Sink, n int, keys []string) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ch := make(chan string, 4*n)

@@ -16,7 +16,6 @@ import (
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
 	"github.com/tesserafs/tesserafs/internal/keyspace"
-	"github.com/tesserafs/tesserafs/internal/store"
 )
 
 // A run is split into phases, each depending on the ones before it, and
@@ -129,8 +128,8 @@ func (u Unit) Keys() []string {
 // chunks of one chunk row of a global_rgb level.
 type row struct {
 	year  int
-	z     *index.ZoneGrid       // zone rows
-	g     *generate.GlobalIndex // global_rgb rows
+	z     *index.ZoneGrid  // zone rows
+	g     index.GlobalGrid // global_rgb rows
 	level int
 	i     int
 	units int
@@ -178,7 +177,7 @@ func (pp *phasePlan) owner(mid uint64, n int) int {
 // not one per key: a partition's units are derived from it on demand.
 type Plan struct {
 	N      int
-	st     *store.Store
+	st     Store
 	phases map[string]*phasePlan
 
 	byRowOnce sync.Once
@@ -202,7 +201,7 @@ type rowID struct {
 // it lists of the output); global_rgb chunks by (year, level, row, column).
 // Cutting by weight, not by zone, balances partitions however unequal the
 // zones are.
-func NewPlan(ctx context.Context, st *store.Store, n int) (*Plan, error) {
+func NewPlan(ctx context.Context, st Store, n int) (*Plan, error) {
 	if n < 1 {
 		n = 1
 	}
@@ -237,11 +236,11 @@ func NewPlan(ctx context.Context, st *store.Store, n int) (*Plan, error) {
 				add(zones, r, buf)
 			}
 		}
-		g, err := st.GlobalIndex(y.Year)
+		g, err := st.GlobalGrid(y.Year)
 		if err != nil {
 			return nil, fmt.Errorf("plan: global_rgb of %d: %w", y.Year, err)
 		}
-		for l := range g.Levels {
+		for l := range g.LevelCount() {
 			pp := gl
 			if l == 0 {
 				pp = g0
@@ -263,17 +262,7 @@ func (r *row) weights(buf []uint64) ([]int, []uint64) {
 	if r.z == nil {
 		cols := r.g.Cols(r.level, r.i)
 		for _, j := range cols {
-			var n int
-			if r.level == 0 {
-				n = len(r.g.Tiles(generate.GlobalChunkBox(0, r.i, j)))
-			} else {
-				for d := range 4 {
-					if r.g.Has(r.level-1, 2*r.i+d/2, 2*j+d%2) {
-						n++
-					}
-				}
-			}
-			buf = append(buf, uint64(1+n)*(globalChunkBytes>>10))
+			buf = append(buf, uint64(1+r.g.Inputs(r.level, r.i, j))*(globalChunkBytes>>10))
 		}
 		return cols, buf
 	}
@@ -476,7 +465,7 @@ func (p *Plan) Summary(finalizeKeys int) []PhaseSummary {
 // FinalizeKeys calls fn for every key of st that the finalize phase
 // writes (metadata, coordinates, STAC), in listing order, from the index
 // alone: the chunk directories of the data arrays are not walked.
-func FinalizeKeys(ctx context.Context, st *store.Store, fn func(key string) error) error {
+func FinalizeKeys(ctx context.Context, st Store, fn func(key string) error) error {
 	return walkSorted(ctx, st, "", true, fn)
 }
 
@@ -484,7 +473,7 @@ func FinalizeKeys(ctx context.Context, st *store.Store, fn func(key string) erro
 // order of the whole key (the order of an S3 listing): the entries of
 // each directory sorted by name, with a "/" after a directory's. With
 // skipData it does not enter the chunk directories of data arrays.
-func walkSorted(ctx context.Context, st *store.Store, dir string, skipData bool, fn func(key string) error) error {
+func walkSorted(ctx context.Context, st Store, dir string, skipData bool, fn func(key string) error) error {
 	entries, err := st.ReadDir(ctx, dir)
 	if err != nil {
 		return err

@@ -13,6 +13,9 @@ import (
 	"github.com/tesserafs/tesserafs/materializer"
 )
 
+// The tesserafs store is a materializer.Store.
+var _ materializer.Store = (*store.Store)(nil)
+
 // TestPlanSplit checks the partition split on a block of 16 tiles: every
 // data key of the store (its own walk, probing which scales and rgb shards
 // exist) belongs to exactly one partition; two plans made apart agree unit

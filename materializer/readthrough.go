@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/store"
 )
 
@@ -34,6 +35,17 @@ type OutputReadThrough struct {
 	run Sink                  // the armed run's sink (its temporary files are its own)
 }
 
+// outputReadThrough is the OutputReadThrough st was opened with (the
+// tesserafs store's Options.ReadThrough), if any.
+func outputReadThrough(st Store) (*OutputReadThrough, bool) {
+	rt, ok := st.(interface{ ReadThrough() store.Cache })
+	if !ok {
+		return nil, false
+	}
+	oc, ok := rt.ReadThrough().(*OutputReadThrough)
+	return oc, ok
+}
+
 // NewOutputReadThrough returns the read-through source for runs writing to sink.
 func NewOutputReadThrough(sink Sink) *OutputReadThrough { return &OutputReadThrough{sink: sink} }
 
@@ -48,7 +60,7 @@ func (c *OutputReadThrough) armed() (context.Context, func(string) bool, bool) {
 // which listings leave out, is asked for without consulting them.
 func (c *OutputReadThrough) Get(key string, _ []byte) ([]byte, bool) {
 	ctx, has, ok := c.armed()
-	if !ok || !(has(key) || strings.HasPrefix(key, store.StretchRecordPrefix)) {
+	if !ok || !(has(key) || strings.HasPrefix(key, keyspace.StretchRecordPrefix)) {
 		return nil, false
 	}
 	b, ok, err := c.sink.Get(ctx, key)
@@ -73,7 +85,7 @@ func (c *OutputReadThrough) Size(key string, _ []byte) (int64, bool) {
 // the other partitions a recomputation, not a wrong byte).
 func (c *OutputReadThrough) Put(key string, _ []byte, data []byte) {
 	ctx, _, ok := c.armed()
-	if !ok || !strings.HasPrefix(key, store.StretchRecordPrefix) {
+	if !ok || !strings.HasPrefix(key, keyspace.StretchRecordPrefix) {
 		return
 	}
 	c.mu.RLock()

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tesserafs/tesserafs/internal/store"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/testservers"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 	"github.com/tesserafs/tesserafs/materializer"
@@ -326,7 +326,7 @@ func TestMaterializeS3BadTile(t *testing.T) {
 	delete(got, state)
 	// So are the zones' rgb stretch records, bookkeeping until finalize.
 	for k := range got {
-		if strings.HasPrefix(k, store.StretchRecordPrefix) {
+		if strings.HasPrefix(k, keyspace.StretchRecordPrefix) {
 			delete(got, k)
 		}
 	}

@@ -194,6 +194,26 @@ func (g *GlobalIndex) Cols(l, i int) []int {
 	return cols
 }
 
+// LevelCount is the number of levels (index.GlobalGrid).
+func (g *GlobalIndex) LevelCount() int { return g.Levels }
+
+// Inputs is how many tiles (level 0) or listed chunks of the level below
+// (level ≥ 1) chunk (i, j) of level l is made from (index.GlobalGrid).
+func (g *GlobalIndex) Inputs(l, i, j int) int {
+	if l == 0 {
+		return len(g.Tiles(GlobalChunkBox(0, i, j)))
+	}
+	n := 0
+	for d := range 4 {
+		if g.Has(l-1, 2*i+d/2, 2*j+d%2) {
+			n++
+		}
+	}
+	return n
+}
+
+var _ index.GlobalGrid = (*GlobalIndex)(nil)
+
 // Count is the number of listed chunks of level l.
 func (g *GlobalIndex) Count(l int) int { return len(g.sets[l]) }
 

@@ -354,6 +354,21 @@ func parseItemID(id string) (zone, year int, ok bool) {
 	return zone, year, ok1 && ok2
 }
 
+// StretchRecordPrefix starts the name of an rgb stretch's record in a
+// publishing run's output: bookkeeping beside the tree, not a key of it
+// (a sink's listing leaves it out, a finished run deletes it).
+const StretchRecordPrefix = ".tesserafs-stretch-"
+
+// StretchRecord is the output's name of the record of year's rgb stretch
+// of zone (0: the year's global stretch): one flat name at the output's
+// root, so that removing it leaves no directory.
+func StretchRecord(year, zone int) string {
+	if zone == 0 {
+		return StretchRecordPrefix + strconv.Itoa(year) + ".json"
+	}
+	return StretchRecordPrefix + strconv.Itoa(year) + "-" + ZoneGroup(zone) + ".json"
+}
+
 // IsChunk reports whether key is under an array's chunk directory (c/).
 func IsChunk(key string) bool {
 	k, ok := Parse(key)

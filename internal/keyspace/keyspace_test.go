@@ -72,6 +72,8 @@ func TestHelpers(t *testing.T) {
 		{ItemKey(2024, 34), "geotessera-2024/utm34_2024/utm34_2024.json"},
 		{ZoneDir(2024, 1), "2024.zarr/utm01"},
 		{LevelDir(2024, 0), "2024.zarr/global_rgb/0"},
+		{StretchRecord(2024, 30), ".tesserafs-stretch-2024-utm30.json"},
+		{StretchRecord(2024, 0), ".tesserafs-stretch-2024.json"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)

@@ -40,6 +40,16 @@ func (s *Store) GlobalIndex(year int) (*generate.GlobalIndex, error) {
 	return g.index()
 }
 
+// GlobalGrid is year's global_rgb chunk grid (the materializer plans
+// from it).
+func (s *Store) GlobalGrid(year int) (index.GlobalGrid, error) {
+	g, err := s.GlobalIndex(year)
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
 // globalTree lays out <year>.zarr/global_rgb (spec §5): the multiscale
 // group, and per level a group holding the band and rgb arrays.
 func (s *Store) globalTree(y *index.Year) *dirNode {

@@ -54,19 +54,9 @@ func stretchCacheKey(k stretchKey) string {
 	return fmt.Sprintf("%d.zarr/%s/rgb/.stretch", k.year, keyspace.ZoneGroup(k.zone))
 }
 
-// StretchRecordPrefix starts the name of a stretch's record in a
-// materializer's output (see StretchRecords): bookkeeping, not a key of
-// the tree, so a sink's listing leaves it out.
-const StretchRecordPrefix = ".tesserafs-stretch-"
-
-// stretchRecordKey is the ReadThrough key of a stretch's record: one flat
-// name at the output's root, so that removing it leaves no directory.
-func stretchRecordKey(k stretchKey) string {
-	if k.zone == 0 {
-		return fmt.Sprintf("%s%d.json", StretchRecordPrefix, k.year)
-	}
-	return fmt.Sprintf("%s%d-%s.json", StretchRecordPrefix, k.year, keyspace.ZoneGroup(k.zone))
-}
+// stretchRecordKey is the ReadThrough key of a stretch's record
+// (keyspace.StretchRecord).
+func stretchRecordKey(k stretchKey) string { return keyspace.StretchRecord(k.year, k.zone) }
 
 // StretchRecords lists the ReadThrough keys under which the store's
 // stretches may be recorded: a run that computes a stretch records it

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/generate"
+	"github.com/tesserafs/tesserafs/internal/keyspace"
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/synth"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
@@ -406,7 +407,7 @@ func TestStretchRecord(t *testing.T) {
 		t.Fatalf("%d records, %d record keys, for %d zones", len(rt.m), len(keys), len(zones))
 	}
 	for _, k := range keys {
-		if _, ok := rt.m[k]; !ok || !strings.HasPrefix(k, store.StretchRecordPrefix) {
+		if _, ok := rt.m[k]; !ok || !strings.HasPrefix(k, keyspace.StretchRecordPrefix) {
 			t.Errorf("record %s not written", k)
 		}
 	}
