@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// FS returns the store as an io/fs.FS, so that the same conformance and
+// FS returns the store as an io/fs.FS (tests only), so that the same conformance and
 // value tests run on the store in-process, on a mount, and on a
 // materialized directory (os.DirFS). ctx bounds every call made through it.
 func (s *Store) FS(ctx context.Context) fs.FS { return storeFS{s, ctx} }
