@@ -38,6 +38,8 @@ func NewAsyncHandler(next slog.Handler, queue int) *AsyncHandler {
 	go func() {
 		defer close(q.done)
 		for ar := range q.ch {
+			// The request the record is about has ended: its context
+			// is gone, and writing the record must not depend on it.
 			_ = ar.h.Handle(context.Background(), ar.r)
 		}
 	}()
