@@ -16,6 +16,7 @@ package fusefs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
@@ -110,12 +111,22 @@ func (f *fsys) toErrno(op, key string, err error) syscall.Errno {
 
 // ino is a key's inode number: stable across mounts and processes. 1 is
 // the root's.
-func ino(key string) uint64 {
+func ino(key string) uint64 { return inoGen(key, 0) }
+
+// inoGen is the inode number of file key in generation gen of a tree that
+// changes (Generationer): the same as ino in the first generation, another
+// in each later one, so that a file looked up after a swap is a new inode
+// (go-fuse keeps one node per inode number), while one opened before keeps
+// its node, size and generation. Directories keep ino.
+func inoGen(key string, gen uint64) uint64 {
 	if key == "" {
 		return 1
 	}
 	h := fnv.New64a()
 	h.Write([]byte(key))
+	if gen > 1 {
+		fmt.Fprintf(h, "\x00%d", gen)
+	}
 	n := h.Sum64()
 	if n <= 1 {
 		n += 2
@@ -130,8 +141,11 @@ func join(dir, name string) string {
 	return dir + "/" + name
 }
 
-func (f *fsys) fillAttr(a *fuse.Attr, key string, isDir bool, size int64) {
+func (f *fsys) fillAttr(a *fuse.Attr, key string, isDir bool, size int64, gen uint64) {
 	a.Ino = ino(key)
+	if !isDir {
+		a.Ino = inoGen(key, gen)
+	}
 	if isDir {
 		a.Mode = syscall.S_IFDIR | 0o555
 		a.Nlink = 2
@@ -154,22 +168,14 @@ func (f *fsys) generation() uint64 {
 	return f.gens.Generation()
 }
 
-// newNode makes the node of a key the store knows. go-fuse keeps one
-// Inode per inode number: a file looked up again (after the tree changed)
-// gets its existing node, whose size and generation are brought up to
-// date.
-func (f *fsys) newNode(ctx context.Context, parent *gofs.Inode, key string, info fs.FileInfo) *gofs.Inode {
+// newNode makes the node of a key the store knows, in generation gen: a
+// file's inode number depends on the generation (inoGen), so a file looked
+// up after the tree changed is a new node with the new size.
+func (f *fsys) newNode(ctx context.Context, parent *gofs.Inode, key string, info fs.FileInfo, gen uint64) *gofs.Inode {
 	if info.IsDir() {
 		return parent.NewInode(ctx, &dirNode{fsys: f, key: key}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(key)})
 	}
-	gen := f.generation()
-	in := parent.NewInode(ctx, &fileNode{fsys: f, key: key, size: info.Size(), gen: gen}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(key)})
-	if n, ok := in.Operations().(*fileNode); ok {
-		n.mu.Lock()
-		n.size, n.gen = info.Size(), gen
-		n.mu.Unlock()
-	}
-	return in
+	return parent.NewInode(ctx, &fileNode{fsys: f, key: key, size: info.Size(), gen: gen}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: inoGen(key, gen)})
 }
 
 // dirNode is a directory of the store: a group, an array, a chunk-grid
@@ -193,33 +199,38 @@ var (
 // once; a chunk's exact size costs its generation (or a cache lookup).
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	key := join(d.key, name)
+	// The generation before the Stat: if the tree changes in between, the
+	// node is of the older one, and opening it says ESTALE (the kernel
+	// then looks the name up again).
+	gen := d.generation()
 	info, err := d.st.Stat(ctx, key)
 	if err != nil {
 		return nil, d.toErrno("lookup", key, err)
 	}
-	d.fillAttr(&out.Attr, key, info.IsDir(), info.Size())
-	return d.newNode(ctx, &d.Inode, key, info), 0
+	d.fillAttr(&out.Attr, key, info.IsDir(), info.Size(), gen)
+	return d.newNode(ctx, &d.Inode, key, info, gen), 0
 }
 
 // Readdir lists names from the index; it never generates.
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	gen := d.generation()
 	entries, err := d.st.ReadDir(ctx, d.key)
 	if err != nil {
 		return nil, d.toErrno("readdir", d.key, err)
 	}
 	out := make([]fuse.DirEntry, len(entries))
 	for i, e := range entries {
-		mode := uint32(syscall.S_IFREG)
+		mode, n := uint32(syscall.S_IFREG), inoGen(join(d.key, e.Name()), gen)
 		if e.IsDir() {
-			mode = syscall.S_IFDIR
+			mode, n = syscall.S_IFDIR, ino(join(d.key, e.Name()))
 		}
-		out[i] = fuse.DirEntry{Name: e.Name(), Mode: mode, Ino: ino(join(d.key, e.Name()))}
+		out[i] = fuse.DirEntry{Name: e.Name(), Mode: mode, Ino: n}
 	}
 	return gofs.NewListDirStream(out), 0
 }
 
 func (d *dirNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	d.fillAttr(&out.Attr, d.key, true, 0)
+	d.fillAttr(&out.Attr, d.key, true, 0, 0)
 	return 0
 }
 
@@ -230,22 +241,15 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 	return 0
 }
 
-// fileNode is a file of the store; its size was fixed at its latest
-// lookup, in the tree's generation gen.
+// fileNode is a file of the store in the tree's generation gen; its size
+// was fixed at lookup.
 type fileNode struct {
 	gofs.Inode
 	readOnly
 	*fsys
 	key  string
-	mu   sync.Mutex // guards size and gen
 	size int64
 	gen  uint64
-}
-
-func (n *fileNode) state() (size int64, gen uint64) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.size, n.gen
 }
 
 var (
@@ -263,8 +267,7 @@ func (n *fileNode) Flush(ctx context.Context, fh gofs.FileHandle) syscall.Errno 
 }
 
 func (n *fileNode) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	size, _ := n.state()
-	n.fillAttr(&out.Attr, n.key, false, size)
+	n.fillAttr(&out.Attr, n.key, false, n.size, n.gen)
 	return 0
 }
 
@@ -276,11 +279,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
 		return nil, 0, syscall.EROFS
 	}
-	size, gen := n.state()
-	if gen != n.generation() {
+	if n.gen != n.generation() {
 		return nil, 0, syscall.ESTALE // looked up in an older tree: look up again
 	}
-	return &handle{node: n, size: size, gen: gen}, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
+	return &handle{node: n, size: n.size, gen: n.gen}, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
 }
 
 // Read returns the bytes at off, clipped at the end of the file. A chunk
@@ -292,8 +294,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 func (n *fileNode) Read(ctx context.Context, fh gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	h, ok := fh.(*handle)
 	if !ok { // no handle (should not happen): one of our own
-		size, gen := n.state()
-		h = &handle{node: n, size: size, gen: gen}
+		h = &handle{node: n, size: n.size, gen: n.gen}
 	}
 	if off >= h.size {
 		return fuse.ReadResultData(nil), 0

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -126,4 +127,99 @@ func TestRefreshFollowsTiles(t *testing.T) {
 		}
 	}
 	t.Logf("%d keys equal a fresh store after the refresh, through serve and the mount", len(keys))
+}
+
+// TestRefreshReplacedTile: a tile's .npy is replaced (other bytes, same
+// size; the registry says so) under a running mount. A reader that had
+// read part of a shard the tile feeds before the refresh reads the rest
+// in the same generation or gets ESTALE (never mixed bytes); one that had opened it
+// without reading gets ESTALE; opening it again gives the new bytes,
+// equal to a fresh store over the new tiles.
+func TestRefreshReplacedTile(t *testing.T) {
+	requireFUSE(t)
+	ctx := context.Background()
+	tiles := testtiles.Copy(t, testtiles.Root(t, "test"))
+	mp := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mp, 0o755)
+	mproc := startMount(t, "--tiles", tiles, "--cache", filepath.Join(t.TempDir(), "cache"), "--refresh", "0", mp)
+	defer func() { mproc.cmd.Process.Signal(syscall.SIGTERM); mproc.wait(t) }()
+	quietLog := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cat, err := index.Discover(ctx, tiles, index.Options{Lazy: true, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := cat.Years[0].Zones[0]
+	pl := z.Placements[0]
+	key := keyspace.ZoneShard(2024, z.Zone, keyspace.Embeddings, max(pl.Row, 0)/keyspace.ShardSize, max(pl.Col, 0)/keyspace.ShardSize)
+	old, err := os.ReadFile(filepath.Join(mp, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial, err := os.Open(filepath.Join(mp, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer partial.Close()
+	head := make([]byte, 4096)
+	if _, err := io.ReadFull(partial, head); err != nil {
+		t.Fatal(err)
+	}
+	unread, err := os.Open(filepath.Join(mp, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unread.Close()
+
+	// Replace the tile: flip every byte of its embeddings after the header.
+	f, err := os.OpenFile(pl.Tile.EmbeddingsPath(), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 256; i < len(b); i++ {
+		b[i] ^= 0x5a
+	}
+	if _, err := f.WriteAt(b[256:], 256); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := synth.WriteRegistries(ctx, tiles); err != nil {
+		t.Fatal(err)
+	}
+	mproc.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(mproc.out.String(), "1 replaced") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(mproc.out.String(), "1 replaced") {
+		t.Fatalf("no refresh naming the replaced tile:\n%s", mproc.out.String())
+	}
+
+	// Never mixed: the rest of the old bytes, or ESTALE.
+	rest, err := io.ReadAll(partial)
+	if !errors.Is(err, syscall.ESTALE) && (err != nil || !bytes.Equal(append(head, rest...), old)) {
+		t.Errorf("a reader that had started before the refresh: %v, same bytes as before %v; want those or ESTALE", err, bytes.Equal(append(head, rest...), old))
+	}
+	if _, err := io.ReadAll(unread); !errors.Is(err, syscall.ESTALE) {
+		t.Errorf("a file opened before the refresh and read after it: %v, want ESTALE", err)
+	}
+	cat2, err := index.Discover(ctx, tiles, index.Options{Lazy: true, Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := store.New(cat2, store.Options{Build: (&storeOptions{}).build(), Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := fresh.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(mp, key))
+	if err != nil || !bytes.Equal(got, want) || bytes.Equal(want, old) {
+		t.Errorf("%s opened again: %v, equal to a fresh store %v, changed %v\n%s", key, err, bytes.Equal(got, want), !bytes.Equal(want, old), mproc.out.String())
+	}
 }
