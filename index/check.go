@@ -240,6 +240,7 @@ func noLandmaskPath(lms landmasks, c TileCoord) string {
 func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, workers int) error {
 	problems := make([]*Problem, len(s.tiles))
 	warnings := make([]*Problem, len(s.tiles))
+	unavailable := make([]bool, len(s.tiles))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range min(workers, len(s.tiles)) {
@@ -255,7 +256,8 @@ func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, wor
 					want = s.expect[i]
 				}
 				hadMask := t.hasMask
-				p, warn, _ := c.validate(ctx, t, want, lms.hash[t.Coord])
+				p, warn, transient := c.validate(ctx, t, want, lms.hash[t.Coord])
+				unavailable[i] = p != nil && transient
 				if p != nil {
 					*t = Tile{}
 				} else if warn == nil && !hadMask && lms.ok {
@@ -270,7 +272,9 @@ func checkTiles(ctx context.Context, c *checker, s *yearScan, lms landmasks, wor
 		return err
 	}
 	for i := range s.tiles {
-		if problems[i] != nil {
+		if unavailable[i] {
+			s.year.Unavailable = append(s.year.Unavailable, *problems[i])
+		} else if problems[i] != nil {
 			s.year.Problems = append(s.year.Problems, *problems[i])
 		}
 		if warnings[i] != nil {

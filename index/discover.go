@@ -89,6 +89,11 @@ type Year struct {
 	// Warnings are things ignored or assumed: stray files and directories,
 	// tiles without a landmask.
 	Warnings []Problem
+	// Unavailable are the tiles that could not be checked because their
+	// source was unavailable (index.ErrUnavailable: a server down or
+	// failing): not bad tiles, but not in the catalogue either. A run that
+	// publishes must not finish without them.
+	Unavailable []Problem
 }
 
 // Zone returns the grid of zone z, or nil.

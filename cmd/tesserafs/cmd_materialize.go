@@ -45,7 +45,10 @@ interrupted is finished by running the same command again.
 
 Tiles that cannot be used (truncated, wrong dtype or shape, missing scales)
 are skipped with a warning naming the file; the rest is built, and the exit
-status is 3 so that skipped tiles cannot go unnoticed.
+status is 3 so that skipped tiles cannot go unnoticed. Tiles whose server is
+unavailable (down, 5xx, timeouts after retries) are not bad: the run writes
+nothing and exits 75 (try again later), so an outage never builds another
+store.
 
 --out s3://bucket/prefix/ writes objects with the standard AWS configuration
 (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or a
@@ -122,6 +125,16 @@ func runMaterialize(ctx context.Context, o materializeOptions, stdout io.Writer)
 	st, err := o.open(ctx, storeWith{ReadThrough: materializer.NewOutputReadThrough(sink), Logger: log})
 	if err != nil {
 		return err
+	}
+	// A tile whose source was unavailable at discovery is not a bad tile:
+	// a store built without it would be another store. Nothing is written.
+	var unavailable []index.Problem
+	for _, y := range st.Catalogue().Years {
+		unavailable = append(unavailable, y.Unavailable...)
+	}
+	if len(unavailable) > 0 {
+		reportProblems(log, "tile source unavailable", unavailable)
+		return unavailableError{len(unavailable)}
 	}
 	plan, err := materializer.NewPlan(ctx, st.Store, part.N)
 	if err != nil {
@@ -391,6 +404,17 @@ func failureCause(err error) string {
 	}
 	return err.Error()
 }
+
+// unavailableError ends a run that found tiles it could not read because
+// their source was unavailable, before anything was written, with exit
+// status 75 (EX_TEMPFAIL: try again later).
+type unavailableError struct{ n int }
+
+func (e unavailableError) Error() string {
+	return fmt.Sprintf("%d tile(s) could not be read, their source unavailable (see above): nothing was written, "+
+		"so the store is not built without them; run the same command again when the source is back", e.n)
+}
+func (e unavailableError) ExitCode() int { return 75 }
 
 // incompleteError makes a run that left files out end with exit status 3,
 // after writing everything else.

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/tesserafs/tesserafs/index"
 	"github.com/tesserafs/tesserafs/internal/testservers"
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 )
@@ -108,4 +111,40 @@ func lastLine(s, prefix string) string {
 		}
 	}
 	return out
+}
+
+// TestMaterializeOutageAtDiscovery: a tile's server answers 503 while
+// materialize discovers the tiles over HTTP: the run writes nothing, names
+// the tile, and exits 75 (try again later) instead of building a store
+// without it; run again once the server answers, it builds the store a
+// local run builds, file for file.
+func TestMaterializeOutageAtDiscovery(t *testing.T) {
+	root := testtiles.Root(t, "test")
+	dir := t.TempDir()
+	local := filepath.Join(dir, "local")
+	if code, out := tfs(t, nil, "materialize", "--tiles", root, "--zones", "30", "--out", local); code != 0 {
+		t.Fatalf("local materialize: exit %d\n%s", code, out)
+	}
+	outage := testservers.StartTileOutage(t, root)
+	cat, err := index.Discover(context.Background(), root, index.Options{Zones: []int{30}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := cat.Years[0].Zones[0].Placements[0].Tile
+	rel, _ := filepath.Rel(root, tl.EmbeddingsPath())
+	outage.Fail(t, outage.URL+filepath.ToSlash(rel))
+
+	out := filepath.Join(dir, "out")
+	code, msg := tfs(t, nil, "materialize", "--tiles", outage.URL, "--zones", "30", "--out", out)
+	if code != 75 || !strings.Contains(msg, tl.Coord.Name()) || !strings.Contains(msg, "nothing was written") {
+		t.Fatalf("with a tile's server failing: exit %d, want 75 naming %s:\n%s", code, tl.Coord.Name(), msg)
+	}
+	if es, err := os.ReadDir(out); err == nil && len(es) > 0 {
+		t.Fatalf("%d entries written during the outage", len(es))
+	}
+	outage.Recover()
+	if code, msg := tfs(t, nil, "materialize", "--tiles", outage.URL, "--zones", "30", "--out", out); code != 0 {
+		t.Fatalf("after the outage: exit %d\n%s", code, msg)
+	}
+	sameTree(t, "after the outage", readTree(t, out), readTree(t, local))
 }
