@@ -21,6 +21,17 @@ import (
 	"github.com/tesserafs/tesserafs/internal/testtiles"
 )
 
+// mountCopy mounts a copy of the test preset that the test may change,
+// following its tiles on SIGHUP only; it returns the copy, the mountpoint
+// and the mount process.
+func mountCopy(t *testing.T) (tiles, mp string, p *mountProc) {
+	t.Helper()
+	tiles = testtiles.Copy(t, testtiles.Root(t, "test"))
+	mp = filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mp, 0o755)
+	return tiles, mp, startMount(t, "--tiles", tiles, "--cache", filepath.Join(t.TempDir(), "cache"), "--refresh", "0", mp)
+}
+
 // TestRefreshFollowsTiles: a running serve and a running mount see tiles
 // added after they started, on SIGHUP: a new zone appears in the root
 // zarr.json (its consolidated metadata) and in the listing, the root's
@@ -29,10 +40,7 @@ import (
 func TestRefreshFollowsTiles(t *testing.T) {
 	requireFUSE(t)
 	ctx := context.Background()
-	tiles := testtiles.Copy(t, testtiles.Root(t, "test"))
-	mp := filepath.Join(t.TempDir(), "mnt")
-	os.Mkdir(mp, 0o755)
-	mproc := startMount(t, "--tiles", tiles, "--cache", filepath.Join(t.TempDir(), "cache"), "--refresh", "0", mp)
+	tiles, mp, mproc := mountCopy(t)
 	base, sproc := startServe(t, "--tiles", tiles, "--cache", filepath.Join(t.TempDir(), "cache"), "--refresh", "0")
 	defer func() {
 		for _, p := range []*mountProc{mproc, sproc} {
@@ -132,16 +140,13 @@ func TestRefreshFollowsTiles(t *testing.T) {
 // TestRefreshReplacedTile: a tile's .npy is replaced (other bytes, same
 // size; the registry says so) under a running mount. A reader that had
 // read part of a shard the tile feeds before the refresh reads the rest
-// in the same generation or gets ESTALE (never mixed bytes); one that had opened it
-// without reading gets ESTALE; opening it again gives the new bytes,
-// equal to a fresh store over the new tiles.
+// in the same generation or gets ESTALE (never mixed bytes); one that had
+// opened it without reading gets ESTALE; opening it again gives the new
+// bytes, equal to a fresh store over the new tiles.
 func TestRefreshReplacedTile(t *testing.T) {
 	requireFUSE(t)
 	ctx := context.Background()
-	tiles := testtiles.Copy(t, testtiles.Root(t, "test"))
-	mp := filepath.Join(t.TempDir(), "mnt")
-	os.Mkdir(mp, 0o755)
-	mproc := startMount(t, "--tiles", tiles, "--cache", filepath.Join(t.TempDir(), "cache"), "--refresh", "0", mp)
+	tiles, mp, mproc := mountCopy(t)
 	defer func() { mproc.cmd.Process.Signal(syscall.SIGTERM); mproc.wait(t) }()
 	quietLog := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cat, err := index.Discover(ctx, tiles, index.Options{Lazy: true, Logger: quietLog})
