@@ -92,6 +92,9 @@ def test_zarr_python_concurrency(tiles_root, tmp_path, year, manifest, expected,
         metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
         busy = [l for l in metrics.splitlines() if l.startswith("tesserafs_http_busy_total")]
         assert busy and float(busy[0].split()[-1]) == 0, f"requests refused as busy: {busy}"
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        hwm = next((l.split()[1] for l in status.splitlines() if l.startswith("VmHWM:")), "?")
+        print(f"\nconcurrency {concurrency}: {zone.name} scales + rgb read, serve peak RSS {hwm} kB")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
