@@ -304,15 +304,17 @@ func runMount(ctx context.Context, o mountOptions, mountpoint string, stdout io.
 		}
 		return fmt.Errorf("%w\n(is FUSE available? /dev/fuse must exist; without root, fusermount3 from the fuse3 package is needed)", err)
 	}
-	fmt.Fprintf(stdout, "tesserafs: mounted at %s (ready in %.2fs)\n", mp, time.Since(start).Seconds())
-	fmt.Fprintf(stdout, "  serving %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped; each tile is checked when first read\n",
-		yearStores(cat), countTiles(cat), countZones(cat), len(skipped))
-	printCacheLine(stdout, o.Cache, c.Stats())
+	// SIGHUP is handled (and the swap hook registered) before the mount
+	// says it is ready.
 	ls.OnSwap(func(_, now *store.Store) {
 		n := srv.Invalidate(fctx)
 		log.Info("mount: the kernel was told to drop its caches of the old tiles", "entries", n, "tiles", countTiles(now.Catalogue()))
 	})
 	follow()
+	fmt.Fprintf(stdout, "tesserafs: mounted at %s (ready in %.2fs)\n", mp, time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "  serving %s and the STAC catalog: %d tiles in %d zone(s), %d tile(s) skipped; each tile is checked when first read\n",
+		yearStores(cat), countTiles(cat), countZones(cat), len(skipped))
+	printCacheLine(stdout, o.Cache, c.Stats())
 	fmt.Fprintf(stdout, "  to unmount: Ctrl-C or kill %d here, or  fusermount3 -u %s  (as root: umount %s)\n", os.Getpid(), mp, mp)
 	fmt.Fprintf(stdout, "  %s\n", refreshLine(every))
 	if o.onReady != nil {
