@@ -59,6 +59,9 @@ type inspectReport struct {
 	Zones    []zoneReport    `json:"zones"`
 	Skipped  []index.Problem `json:"skipped"`
 	Warnings []index.Problem `json:"warnings"`
+	// Unavailable are tiles whose source did not answer (not bad tiles:
+	// the estimate leaves them out, and materialize would not start).
+	Unavailable []index.Problem `json:"unavailable"`
 }
 
 // Bytes per covered pixel of the output, measured on synthetic tiles with
@@ -77,6 +80,7 @@ func runInspect(ctx context.Context, o inspectOptions, stdout io.Writer) error {
 	rep := inspectReport{Tiles: o.Tiles, Skipped: skipped}
 	for _, y := range cat.Years {
 		rep.Warnings = append(rep.Warnings, y.Warnings...)
+		rep.Unavailable = append(rep.Unavailable, y.Unavailable...)
 		for _, z := range y.Zones {
 			rows, cols := z.ShardGrid(generate.ShardSize)
 			var px int64
@@ -105,7 +109,14 @@ func runInspect(ctx context.Context, o inspectOptions, stdout io.Writer) error {
 			z.OriginE, z.OriginN, z.Height, z.Width, z.Shards, z.NonEmptyShards, humanBytes(z.EstimatedBytes))
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "estimated output: %s; %d tile(s) skipped, %d warning(s)\n", humanBytes(total), len(skipped), len(rep.Warnings))
+	fmt.Fprintf(stdout, "estimated output: %s; %d tile(s) skipped, %d warning(s)", humanBytes(total), len(skipped), len(rep.Warnings))
+	if n := len(rep.Unavailable); n > 0 {
+		fmt.Fprintf(stdout, "; %d tile(s) unavailable (their source did not answer: not counted, and materialize would not start)", n)
+	}
+	fmt.Fprintln(stdout)
+	for _, p := range rep.Unavailable {
+		fmt.Fprintf(stdout, "unavailable %s: %s\n", p.Path, p.Reason)
+	}
 	for _, p := range skipped {
 		fmt.Fprintf(stdout, "skipped %s: %s\n", p.Path, p.Reason)
 	}

@@ -134,6 +134,9 @@ func TestMaterializeOutageAtDiscovery(t *testing.T) {
 	rel, _ := filepath.Rel(root, tl.EmbeddingsPath())
 	outage.Fail(t, outage.URL+filepath.ToSlash(rel))
 
+	if code, msg := tfs(t, nil, "inspect", "--tiles", outage.URL, "--zones", "30"); code != 0 || !strings.Contains(msg, "1 tile(s) unavailable") || !strings.Contains(msg, "unavailable "+outage.URL) {
+		t.Errorf("inspect with a tile's server failing: exit %d, want it to list the tile as unavailable:\n%s", code, msg)
+	}
 	out := filepath.Join(dir, "out")
 	code, msg := tfs(t, nil, "materialize", "--tiles", outage.URL, "--zones", "30", "--out", out)
 	if code != 75 || !strings.Contains(msg, tl.Coord.Name()) || !strings.Contains(msg, "nothing was written") {
