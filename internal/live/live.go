@@ -8,11 +8,11 @@ package live
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,14 +118,24 @@ func (l *Store) Refresh(ctx context.Context) (Change, error) {
 // Diff counts the tiles added, removed and replaced (a different
 // index.Tile.Identity) from a to b.
 func Diff(a, b *index.Catalogue) Change {
-	ids := func(c *index.Catalogue) map[string]string {
-		m := map[string]string{}
+	// One entry per tile: its year and coordinates and a hash of its
+	// identity, not the identity's text (a million tiles are then two maps
+	// of some 70 MB for the length of a refresh, not several hundred).
+	type tileKey struct {
+		year  int
+		coord index.TileCoord
+	}
+	ids := func(c *index.Catalogue) map[tileKey][sha256.Size]byte {
+		m := map[tileKey][sha256.Size]byte{}
+		h := sha256.New()
 		for _, y := range c.Years {
 			for _, z := range y.Zones {
 				for _, p := range z.Placements {
-					var sb strings.Builder
-					p.Tile.Identity(&sb)
-					m[fmt.Sprintf("%d %s", y.Year, p.Tile.Coord)] = sb.String()
+					h.Reset()
+					p.Tile.Identity(h)
+					var sum [sha256.Size]byte
+					h.Sum(sum[:0])
+					m[tileKey{y.Year, p.Tile.Coord}] = sum
 				}
 			}
 		}

@@ -258,13 +258,13 @@ func (s *Store) Stat(ctx context.Context, key string) (fs.FileInfo, error) {
 	var err error
 	if f, ok := r.n.(*fileNode); ok {
 		b, err = f.get(ctx)
-	} else if fp, ok := s.cached(key, r); ok {
-		if n, ok := s.opts.Cache.Size(key, fp); ok {
-			fi.size = n
-			return fi, nil
-		}
-		b, err = s.chunk(ctx, key, r)
 	} else {
+		if fp, ok := s.cached(key, r); ok {
+			if n, ok := s.opts.Cache.Size(key, fp); ok {
+				fi.size = n
+				return fi, nil
+			}
+		}
 		b, err = s.chunk(ctx, key, r)
 	}
 	if err != nil {
