@@ -17,6 +17,7 @@ import (
 
 	"github.com/tesserafs/tesserafs/internal/httpserve"
 	"github.com/tesserafs/tesserafs/internal/keyspace"
+	"github.com/tesserafs/tesserafs/internal/source"
 	"github.com/tesserafs/tesserafs/internal/store"
 	"github.com/tesserafs/tesserafs/internal/viewer"
 )
@@ -135,7 +136,8 @@ func runServe(ctx context.Context, o serveOptions, stdout io.Writer) error {
 	access := httpserve.NewAsyncHandler(log.Handler(), 0)
 	defer access.Close()
 	h := httpserve.New(st, httpserve.Options{
-		CORSOrigins: o.CORSOrigin, Workers: o.Workers, Queue: o.Queue, QueueWait: o.QueueWait, Assets: o.Assets, Logger: log,
+		CORSOrigins: o.CORSOrigin, Workers: o.Workers, Queue: o.Queue, QueueWait: o.QueueWait,
+		SourceRetryAfter: int(source.DefaultDownFor / time.Second), Assets: o.Assets, Logger: log,
 		AccessLog: slog.New(access),
 	})
 	ln, err := net.Listen("tcp", o.Addr)
